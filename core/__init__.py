@@ -1,0 +1,1 @@
+"""Shared foundations: settings, database plumbing, clock, ids and domain errors."""

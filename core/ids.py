@@ -1,0 +1,9 @@
+"""Identifier helpers."""
+
+from __future__ import annotations
+
+import uuid
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()

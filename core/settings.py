@@ -1,0 +1,74 @@
+"""Validated settings read from the environment (with working local defaults)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+
+
+class Settings(BaseSettings):
+    """Every tunable of the product; SPEC.md's defaults."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    environment: str = Field("development", description="development | test | production")
+    database_url: str = "postgresql+psycopg2://root@127.0.0.1:5432/ridehail"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    kafka_topic_prefix: str = ""
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_algorithm: str = "HS256"
+    jwt_ttl_s: int = Field(7 * 24 * 3600, gt=0)
+
+    h3_index_resolution: int = Field(9, ge=5, le=12)
+    h3_surge_resolution: int = Field(7, ge=3, le=10)
+    h3_region_resolution: int = Field(3, ge=0, le=5)
+    redis_key_prefix: str = "rh"
+    driver_ttl_s: float = Field(30.0, gt=0)
+    ping_max_age_s: float = Field(120.0, gt=0)
+    ping_max_future_s: float = Field(30.0, ge=0)
+    ping_max_accuracy_m: float = Field(500.0, gt=0)
+    ping_max_speed_kmh: float = Field(250.0, gt=0)
+    ping_rate_per_s: float = Field(5.0, gt=0, description="location posts per driver per second")
+    ping_rate_burst: int = Field(20, gt=0)
+    location_sample_s: float = Field(10.0, ge=0, description="min gap between published locations")
+
+    eta_detour_factor: float = Field(1.35, ge=1.0)
+    eta_speed_kmh_peak: float = Field(18.0, gt=0)
+    eta_speed_kmh_offpeak: float = Field(30.0, gt=0)
+    dispatch_radius_m: float = Field(5000.0, gt=0)
+    dispatch_candidates: int = Field(10, gt=0)
+    offer_timeout_s: float = Field(15.0, gt=0)
+    max_offers_per_trip: int = Field(5, gt=0)
+    dispatch_poll_s: float = Field(0.2, gt=0)
+    relay_poll_s: float = Field(0.1, gt=0)
+    quote_ttl_s: float = Field(120.0, gt=0)
+    currency: str = "USD"
+    max_body_bytes: int = Field(64 * 1024, gt=0)
+
+    @field_validator("environment")
+    @classmethod
+    def _known_environment(cls, value: str) -> str:
+        if value not in {"development", "test", "production"}:
+            raise ValueError("environment must be development, test or production")
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and (
+            self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32
+        ):
+            raise ValueError("JWT_SECRET must be set to a 32+ character secret in production")
+        return self
+
+    @cached_property
+    def kafka_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    def topic(self, name: str) -> str:
+        """The physical topic name for a logical one (a prefix isolates tests)."""
+        return f"{self.kafka_topic_prefix}{name}"

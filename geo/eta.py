@@ -1,0 +1,34 @@
+"""Pickup ETA estimates behind an interface a road-network router can replace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from geo.cells import LatLng, haversine_m
+
+PEAK_HOURS = frozenset({7, 8, 9, 16, 17, 18, 19})
+
+
+class EtaEstimator(Protocol):
+    def eta_s(self, origin: LatLng, destination: LatLng, *, at: datetime) -> float: ...
+
+
+@dataclass(frozen=True)
+class StraightLineEta:
+    """Great-circle distance times a detour factor, over a speed that depends on the hour."""
+
+    detour_factor: float = 1.35
+    speed_kmh_peak: float = 18.0
+    speed_kmh_offpeak: float = 30.0
+
+    def speed_mps(self, at: datetime) -> float:
+        kmh = self.speed_kmh_peak if at.hour in PEAK_HOURS else self.speed_kmh_offpeak
+        return kmh / 3.6
+
+    def distance_m(self, origin: LatLng, destination: LatLng) -> float:
+        return haversine_m(origin, destination) * self.detour_factor
+
+    def eta_s(self, origin: LatLng, destination: LatLng, *, at: datetime) -> float:
+        return self.distance_m(origin, destination) / self.speed_mps(at)

@@ -1,0 +1,52 @@
+-- K nearest fresh drivers with a wanted status inside one region, ring by ring.
+-- ARGV: prefix, product, now_ms, ttl_ms, lat, lng, radius_m, k, status, nrings,
+--   then per ring: ncells, gap_next_m, cell...
+-- Stops after a ring once it holds k drivers all nearer than the next ring can be.
+-- Returns flat {id, dist_m, lat, lng, ts_ms, heading, ...} nearest first.
+local p, product = ARGV[1], ARGV[2]
+local fresh_after = tonumber(ARGV[3]) - tonumber(ARGV[4])
+local rad = math.pi / 180
+local lat0, lng0 = tonumber(ARGV[5]) * rad, tonumber(ARGV[6]) * rad
+local coslat0 = math.cos(lat0)
+local radius, k, want = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local nrings = tonumber(ARGV[10])
+local best = {}
+local i = 11
+for _ = 1, nrings do
+  local ncells, gap_next = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  i = i + 2
+  for c = i, i + ncells - 1 do
+    local kv = redis.call('HGETALL', p .. ':c:' .. ARGV[c] .. ':' .. product)
+    for j = 1, #kv, 2 do
+      local lat, lng, ts, st, hdg = struct.unpack('<dddBh', kv[j + 1])
+      if st == want and ts >= fresh_after then
+        local la = lat * rad
+        local dp, dl = la - lat0, lng * rad - lng0
+        local h = math.sin(dp / 2) ^ 2 + coslat0 * math.cos(la) * math.sin(dl / 2) ^ 2
+        local d = 2 * 6371008.8 * math.asin(math.min(1, math.sqrt(h)))
+        if d <= radius and (#best < k or d < best[#best][1]) then
+          local row = {d, kv[j], lat, lng, ts, hdg}
+          local pos = #best + 1
+          while pos > 1 and (best[pos - 1][1] > d) do
+            best[pos] = best[pos - 1]
+            pos = pos - 1
+          end
+          best[pos] = row
+          if #best > k then best[#best] = nil end
+        end
+      end
+    end
+  end
+  i = i + ncells
+  if #best >= k and best[#best][1] <= gap_next then break end
+end
+local out = {}
+for _, row in ipairs(best) do
+  out[#out + 1] = row[2]
+  out[#out + 1] = string.format('%.3f', row[1])
+  out[#out + 1] = string.format('%.7f', row[3])
+  out[#out + 1] = string.format('%.7f', row[4])
+  out[#out + 1] = string.format('%d', row[5])
+  out[#out + 1] = row[6]
+end
+return out

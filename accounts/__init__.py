@@ -1,0 +1,1 @@
+"""Riders, drivers, vehicles and their bearer tokens."""

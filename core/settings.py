@@ -44,8 +44,11 @@ class Settings(BaseSettings):
     dispatch_candidates: int = Field(10, gt=0)
     offer_timeout_s: float = Field(15.0, gt=0)
     max_offers_per_trip: int = Field(5, gt=0)
+    dispatch_timeout_s: float = Field(60.0, gt=0, description="give up after this long")
     dispatch_poll_s: float = Field(0.2, gt=0)
     relay_poll_s: float = Field(0.1, gt=0)
+    sweep_every_s: float = Field(5.0, gt=0)
+    analytics_group: str = "analytics-trip-status"
     quote_ttl_s: float = Field(120.0, gt=0)
     currency: str = "USD"
     max_body_bytes: int = Field(64 * 1024, gt=0)

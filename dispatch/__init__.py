@@ -1,0 +1,1 @@
+"""Matching: supply, candidates, offers, and the dispatcher worker."""

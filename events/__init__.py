@@ -1,0 +1,1 @@
+"""Event envelopes and schemas, the topic catalogue, the outbox, its relay and consumers."""

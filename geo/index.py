@@ -93,7 +93,7 @@ class NearbyDriver:
         return max(0.0, (now_ms - self.ts_ms) / 1000)
 
 
-def _script(name: str) -> str:
+def load_script(name: str) -> str:
     return resources.files("geo").joinpath("lua", f"{name}.lua").read_text()
 
 
@@ -120,13 +120,13 @@ class RedisDriverIndex:
         self.max_speed_mps = max_speed_kmh / 3.6
         self.sample_ms = int(sample_s * 1000)
         self.directory_ttl_ms = int(directory_ttl_s * 1000)
-        self._claim = client.register_script(_script("claim"))
-        self._place = client.register_script(_script("place"))
-        self._evict = client.register_script(_script("evict"))
-        self._status = client.register_script(_script("status"))
-        self._dir_status = client.register_script(_script("dir_status"))
-        self._search = client.register_script(_script("search"))
-        self._sweep = client.register_script(_script("sweep"))
+        self._claim = client.register_script(load_script("claim"))
+        self._place = client.register_script(load_script("place"))
+        self._evict = client.register_script(load_script("evict"))
+        self._status = client.register_script(load_script("status"))
+        self._dir_status = client.register_script(load_script("dir_status"))
+        self._search = client.register_script(load_script("search"))
+        self._sweep = client.register_script(load_script("sweep"))
 
     # -- keys -------------------------------------------------------------------------------
     def directory_key(self, driver_id: uuid.UUID) -> str:

@@ -1,0 +1,1 @@
+"""Fares, quotes and surge."""

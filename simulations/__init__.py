@@ -1,0 +1,1 @@
+"""City simulations: scripted rides over the real HTTP API."""

@@ -1,0 +1,1 @@
+"""The trip lifecycle and its persistence."""

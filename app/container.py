@@ -1,0 +1,68 @@
+"""Builds the real adapters from settings, once, at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import Clock, SystemClock
+from core.db import make_engine, make_session_factory
+from core.settings import Settings
+from events.publisher import LazyKafkaPublisher
+from geo.eta import StraightLineEta
+from geo.index import RedisDriverIndex
+from geo.pings import PingRules
+from geo.ratelimit import PingRateLimiter
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    index: RedisDriverIndex
+    limiter: PingRateLimiter
+    eta: StraightLineEta
+    clock: Clock
+    ping_rules: PingRules
+    location_publisher: LazyKafkaPublisher
+
+    def close(self) -> None:
+        self.location_publisher.close()
+        self.redis.close()
+        self.engine.dispose()
+
+
+def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
+    engine = make_engine(settings.database_url)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+                                  socket_connect_timeout=2, health_check_interval=30)
+    return Resources(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        redis=client,
+        index=make_index(client, settings),
+        limiter=PingRateLimiter(client, rate_per_s=settings.ping_rate_per_s,
+                                burst=settings.ping_rate_burst, prefix=settings.redis_key_prefix),
+        eta=StraightLineEta(settings.eta_detour_factor, settings.eta_speed_kmh_peak,
+                            settings.eta_speed_kmh_offpeak),
+        clock=clock or SystemClock(),
+        ping_rules=PingRules(max_age_s=settings.ping_max_age_s,
+                             max_future_s=settings.ping_max_future_s,
+                             max_accuracy_m=settings.ping_max_accuracy_m,
+                             max_speed_kmh=settings.ping_max_speed_kmh),
+        location_publisher=LazyKafkaPublisher(settings),
+    )
+
+
+def make_index(client: redis.Redis, settings: Settings) -> RedisDriverIndex:
+    return RedisDriverIndex(client, resolution=settings.h3_index_resolution,
+                            region_resolution=settings.h3_region_resolution,
+                            prefix=settings.redis_key_prefix, ttl_s=settings.driver_ttl_s,
+                            max_speed_kmh=settings.ping_max_speed_kmh,
+                            sample_s=settings.location_sample_s)

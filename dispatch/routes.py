@@ -1,0 +1,92 @@
+"""Driver-app endpoints (status, locations, offers) and the admin dispatch log."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+
+from accounts.deps import CurrentAdmin, CurrentDriver
+from core.clock import to_ms
+from core.deps import ClockDep, SessionDep, SettingsDep
+from dispatch import service, supply
+from dispatch.schemas import (
+    DecisionOut,
+    DecisionsOut,
+    LocationsIn,
+    LocationsOut,
+    OfferOut,
+    StatusIn,
+    StatusOut,
+    fare_of,
+)
+from geo.columns import from_point
+from geo.deps import IndexDep, LimiterDep
+from trips.routes import trip_out
+from trips.schemas import Point, TripOut
+
+router = APIRouter(prefix="/v1", tags=["driver"])
+
+
+@router.put("/drivers/me/status", response_model=StatusOut)
+def set_status(body: StatusIn, driver: CurrentDriver, session: SessionDep,
+               index: IndexDep) -> StatusOut:
+    if body.status == "online":
+        supply.go_online(session=session, driver_id=driver.id, index=index)
+    else:
+        supply.go_offline(session=session, driver_id=driver.id, index=index)
+    return StatusOut(status=body.status)
+
+
+@router.post("/drivers/me/locations", status_code=status.HTTP_202_ACCEPTED,
+             response_model=LocationsOut)
+def post_locations(body: LocationsIn, driver: CurrentDriver, request: Request,
+                   index: IndexDep, limiter: LimiterDep, settings: SettingsDep,
+                   clock: ClockDep) -> LocationsOut:
+    report = supply.report_locations(
+        driver_id=driver.id, pings=[p.to_ping() for p in body.pings],
+        now_ms=to_ms(clock.now()), index=index, limiter=limiter,
+        rules=request.app.state.ping_rules, publisher=request.app.state.location_publisher,
+        resolution=settings.h3_index_resolution)
+    return LocationsOut(received=report.received, accepted=report.accepted,
+                        dropped=sum(report.dropped.values()), reasons=report.dropped,
+                        position_updated=report.position_updated)
+
+
+@router.get("/drivers/me/offer", response_model=OfferOut,
+            responses={204: {"description": "no open offer"}})
+def get_offer(driver: CurrentDriver, session: SessionDep, clock: ClockDep) -> OfferOut | Response:
+    found = service.current_offer(session=session, driver_id=driver.id, clock=clock)
+    if found is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    offer, trip = found
+    return OfferOut(offer_id=offer.id, trip_id=trip.id, pickup=Point.of(from_point(trip.pickup)),
+                    dropoff=Point.of(from_point(trip.dropoff)),
+                    fare=fare_of(trip.fare_amount, trip.currency, trip.surge_multiplier,
+                                 trip.fare_breakdown),
+                    pickup_eta_s=round(offer.pickup_eta_s, 1),
+                    distance_m=round(offer.distance_m, 1), expires_at=offer.expires_at)
+
+
+@router.post("/offers/{offer_id}/accept", response_model=TripOut)
+def accept(offer_id: uuid.UUID, driver: CurrentDriver, session: SessionDep, clock: ClockDep,
+           index: IndexDep) -> TripOut:
+    return trip_out(service.accept_offer(session=session, offer_id=offer_id,
+                                         driver_id=driver.id, clock=clock, index=index))
+
+
+@router.post("/offers/{offer_id}/decline", status_code=status.HTTP_204_NO_CONTENT)
+def decline(offer_id: uuid.UUID, driver: CurrentDriver, session: SessionDep, clock: ClockDep,
+            index: IndexDep) -> Response:
+    service.decline_offer(session=session, offer_id=offer_id, driver_id=driver.id, clock=clock,
+                          index=index)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/dispatch/decisions/{trip_id}", response_model=DecisionsOut)
+def decisions(trip_id: uuid.UUID, admin: CurrentAdmin, session: SessionDep) -> DecisionsOut:
+    rows = service.decisions(session=session, trip_id=trip_id)
+    return DecisionsOut(trip_id=trip_id, decisions=[
+        DecisionOut(created_at=r.created_at, strategy=r.strategy, candidates=r.candidates,
+                    offered_driver_id=r.offered_driver_id, reason=r.reason) for r in rows])
+

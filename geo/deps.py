@@ -1,0 +1,28 @@
+"""Dependency aliases for the geo adapters on `app.state`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from geo.eta import StraightLineEta
+from geo.index import RedisDriverIndex
+from geo.ratelimit import PingRateLimiter
+
+
+def get_index(request: Request) -> RedisDriverIndex:
+    return request.app.state.index
+
+
+def get_eta(request: Request) -> StraightLineEta:
+    return request.app.state.eta
+
+
+def get_limiter(request: Request) -> PingRateLimiter:
+    return request.app.state.limiter
+
+
+IndexDep = Annotated[RedisDriverIndex, Depends(get_index)]
+EtaDep = Annotated[StraightLineEta, Depends(get_eta)]
+LimiterDep = Annotated[PingRateLimiter, Depends(get_limiter)]

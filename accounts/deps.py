@@ -24,7 +24,7 @@ def _principal(
                       algorithm=settings.jwt_algorithm)
 
 
-def _with_role(role: Role):  # noqa: ANN202 - a dependency factory
+def _with_role(role: Role):
     def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         if principal.role is not role:
             raise Unauthorized(f"a {role.value} token is required")

@@ -9,8 +9,8 @@ from starlette.exceptions import HTTPException
 
 Scope = dict[str, Any]
 
-_BODY = json.dumps({"error": {"code": "payload_too_large",
-                              "message": "the request body is too large", "details": None}}).encode()
+_BODY = json.dumps({"error": {"code": "payload_too_large", "details": None,
+                              "message": "the request body is too large"}}).encode()
 
 
 class BodyTooLarge(HTTPException):

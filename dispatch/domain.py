@@ -25,6 +25,10 @@ def rank_greedy(candidates: list[Candidate], *, tried: set[uuid.UUID],
     """Nearest pickup ETA first; drivers already offered this trip or busy are excluded."""
     ranked = []
     for c in sorted(candidates, key=lambda c: (c.eta_s, c.driver_id.hex)):
-        reason = "already offered" if c.driver_id in tried else "busy" if c.driver_id in busy else None
+        reason = None
+        if c.driver_id in tried:
+            reason = "already offered"
+        elif c.driver_id in busy:
+            reason = "busy"
         ranked.append(Ranked(c, reason))
     return ranked

@@ -74,8 +74,9 @@ def _offer_trip(session: Session, trip: Trip, *, index: RedisDriverIndex, eta: S
                             d.age_s(now_ms)) for d in found]
     ids = [c.driver_id for c in candidates]
     tried = set(session.scalars(select(Offer.driver_id).where(Offer.trip_id == trip.id)))
-    busy = set(session.scalars(select(Trip.driver_id).where(
-        Trip.driver_id.in_(ids), Trip.status.in_([s.value for s in DRIVER_ASSIGNED]))))
+    busy = {d for d in session.scalars(select(Trip.driver_id).where(
+        Trip.driver_id.in_(ids), Trip.status.in_([s.value for s in DRIVER_ASSIGNED])))
+        if d is not None}
     ranked = rank_greedy(candidates, tried=tried, busy=busy)
     chosen: Ranked | None = None
     for option in ranked:
@@ -140,7 +141,8 @@ def expire_offers(*, sessions: sessionmaker[Session], index: RedisDriverIndex,
     return len(expired)
 
 
-def current_offer(*, session: Session, driver_id: uuid.UUID, clock: Clock) -> tuple[Offer, Trip] | None:
+def current_offer(*, session: Session, driver_id: uuid.UUID,
+                  clock: Clock) -> tuple[Offer, Trip] | None:
     row = session.execute(
         select(Offer, Trip).join(Trip, Trip.id == Offer.trip_id)
         .where(Offer.driver_id == driver_id, Offer.status == OPEN,
@@ -153,11 +155,11 @@ def accept_offer(*, session: Session, offer_id: uuid.UUID, driver_id: uuid.UUID,
                  index: RedisDriverIndex) -> Trip:
     now = clock.now()
     with session.begin():
-        offer = _own_offer(session, offer_id, driver_id)
-        trip = session.scalar(select(Trip).where(Trip.id == offer.trip_id).with_for_update())
-        offer = session.scalar(select(Offer).where(Offer.id == offer_id).with_for_update())
-        assert trip is not None and offer is not None
+        offer = _locked_offer(session, offer_id, driver_id)
         _must_be_open(offer, now)
+        trip = session.scalar(select(Trip).where(Trip.id == offer.trip_id).with_for_update()
+                              .execution_options(populate_existing=True))
+        assert trip is not None
         offer.status, offer.responded_at = "accepted", now
         try:
             trips.assign_driver(session, trip=trip, driver_id=driver_id, now=now)
@@ -171,9 +173,7 @@ def decline_offer(*, session: Session, offer_id: uuid.UUID, driver_id: uuid.UUID
                   index: RedisDriverIndex) -> None:
     now = clock.now()
     with session.begin():
-        _own_offer(session, offer_id, driver_id)
-        offer = session.scalar(select(Offer).where(Offer.id == offer_id).with_for_update())
-        assert offer is not None
+        offer = _locked_offer(session, offer_id, driver_id)
         _must_be_open(offer, now)
         offer.status, offer.responded_at = "declined", now
         _record_decline(session, offer, now=now, reason="declined")
@@ -187,8 +187,9 @@ def decisions(*, session: Session, trip_id: uuid.UUID) -> list[DispatchDecision]
                                 .order_by(DispatchDecision.id)))
 
 
-def _own_offer(session: Session, offer_id: uuid.UUID, driver_id: uuid.UUID) -> Offer:
-    offer = session.get(Offer, offer_id)
+def _locked_offer(session: Session, offer_id: uuid.UUID, driver_id: uuid.UUID) -> Offer:
+    offer = session.scalar(select(Offer).where(Offer.id == offer_id).with_for_update()
+                           .execution_options(populate_existing=True))
     if offer is None or offer.driver_id != driver_id:
         raise NotFound("no such offer")
     return offer

@@ -262,7 +262,8 @@ class RedisDriverIndex:
     def _search_rings(self, origin: str, first: int, last: int, center: LatLng, pcode: int,
                       k: int, radius_m: float, now_ms: int, status: DriverStatus,
                       found: dict[uuid.UUID, NearbyDriver]) -> None:
-        by_region: dict[str, list[list[str]]] = defaultdict(lambda: [[] for _ in range(first, last + 1)])
+        width = last - first + 1
+        by_region: dict[str, list[list[str]]] = defaultdict(lambda: [[] for _ in range(width)])
         for offset, ring in enumerate(rings(origin, first, last)):
             for cell in ring:
                 by_region[self.region_of(cell)][offset].append(cell)

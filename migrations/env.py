@@ -19,7 +19,8 @@ def _url() -> str:
     return context.config.get_main_option("sqlalchemy.url") or Settings().database_url
 
 
-def _include(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+def _include(obj: object, name: str | None, type_: str, reflected: bool,
+             compare_to: object) -> bool:
     # PostGIS's own tables are not ours to manage.
     return not (type_ == "table" and name in {"spatial_ref_sys"})
 

@@ -101,7 +101,8 @@ def play_ride(client: httpx.Client, *, rng: random.Random, center: LatLng, n: in
     pickup = offset(center, rng.uniform(-2000, 2000), rng.uniform(-2000, 2000))
     dropoff = offset(pickup, rng.uniform(-300, 300), rng.uniform(300, 500))
     app.ping(offset(pickup, 80, 60))
-    rider_headers = {"Authorization": f"Bearer {rider['token']}", "Idempotency-Key": uuid.uuid4().hex}
+    rider_headers = {"Authorization": f"Bearer {rider['token']}",
+                     "Idempotency-Key": uuid.uuid4().hex}
     trip = _ok(client.post("/v1/trips", headers=rider_headers, json={
         "pickup": {"lat": pickup.lat, "lng": pickup.lng},
         "dropoff": {"lat": dropoff.lat, "lng": dropoff.lng}, "product": "economy"}), 201)

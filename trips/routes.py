@@ -11,13 +11,13 @@ from accounts.deps import CurrentDriver, CurrentPrincipal, CurrentRider
 from core.clock import to_ms
 from core.deps import ClockDep, SessionDep, SettingsDep
 from core.errors import InvalidInput
+from geo.columns import from_point
 from geo.deps import EtaDep, IndexDep
 from geo.eta import StraightLineEta
 from trips import service
 from trips.domain import TripStatus
 from trips.models import Trip
 from trips.schemas import DriverOut, FareOut, Point, TripOut, TripRequest, VehicleOut
-from geo.columns import from_point
 
 router = APIRouter(prefix="/v1/trips", tags=["trips"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=64)]
@@ -45,7 +45,7 @@ def get_trip(trip_id: uuid.UUID, viewer: CurrentPrincipal, session: SessionDep,
     return trip_out(view.trip, view, now_ms=to_ms(clock.now()), eta=eta, clock=clock)
 
 
-def _advance(target: TripStatus):  # noqa: ANN202 - a route factory
+def _advance(target: TripStatus):
     def route(trip_id: uuid.UUID, driver: CurrentDriver, session: SessionDep, clock: ClockDep,
               index: IndexDep) -> TripOut:
         return trip_out(service.advance(session=session, trip_id=trip_id, driver_id=driver.id,

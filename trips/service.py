@@ -134,7 +134,10 @@ def cancel(*, session: Session, trip_id: uuid.UUID, by: Principal, clock: Clock,
 
 
 def assign_driver(session: Session, *, trip: Trip, driver_id: uuid.UUID, now: datetime) -> None:
-    """Inside the caller's transaction: the trip gets its driver (the DB refuses a double booking)."""
+    """Inside the caller's transaction: the trip gets its driver.
+
+    The database refuses a second active trip for the driver (a partial unique index).
+    """
     previous = TripStatus(trip.status)
     check_transition(previous, TripStatus.ACCEPTED)
     trip.status = TripStatus.ACCEPTED.value
@@ -155,7 +158,8 @@ def _stamp(trip: Trip, target: TripStatus, now: datetime) -> None:
 
 
 def _locked(session: Session, trip_id: uuid.UUID) -> Trip:
-    trip = session.scalar(select(Trip).where(Trip.id == trip_id).with_for_update())
+    trip = session.scalar(select(Trip).where(Trip.id == trip_id).with_for_update()
+                          .execution_options(populate_existing=True))
     if trip is None:
         raise NotFound("no such trip")
     return trip

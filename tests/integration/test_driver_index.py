@@ -1,0 +1,202 @@
+"""The live driver index on real Redis: atomic moves, freshness, and exact nearest-K search."""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+
+import h3
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from core.products import Product
+from core.settings import Settings
+from geo.cells import LatLng, cell_of, haversine_m
+from geo.index import DriverStatus, Outcome, PositionUpdate, RedisDriverIndex
+from simulations.rides import offset
+
+CENTRE = LatLng(40.7580, -73.9855)
+T0 = 1_800_000_000_000
+
+
+def cells_listing(client: redis.Redis, driver: uuid.UUID) -> list[str]:
+    """Every cell hash in Redis that lists the driver (a full scan: test-only)."""
+    found = []
+    for key in client.scan_iter(match=b"*:c:*"):
+        if client.hexists(key, driver.hex):
+            found.append(key.decode())
+    return found
+
+
+def test_a_driver_crossing_50_cells_under_8_writers_ends_in_exactly_one(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY)
+    # A straight drive east that crosses at least 50 res-9 cells, one ping a second at 20 m/s.
+    track = [offset(CENTRE, 0, 20 * i) for i in range(900)]
+    assert len({cell_of(p, 9) for p in track}) >= 50
+    updates = [PositionUpdate(driver, p, T0 + 1000 * i) for i, p in enumerate(track)]
+    shuffled = updates[:]
+    random.Random(1).shuffle(shuffled)
+    chunks = [shuffled[i::8] for i in range(8)]
+    barrier = threading.Barrier(8)
+
+    def writer(part: list[PositionUpdate]) -> None:
+        barrier.wait()
+        for update in part:
+            index.ingest([update])
+
+    threads = [threading.Thread(target=writer, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    state = index.get(driver)
+    assert state is not None and state.ts_ms == updates[-1].ts_ms
+    listed = cells_listing(redis_client, driver)
+    assert len(listed) == 1
+    assert cell_of(track[-1], 9) in listed[0]
+
+
+def test_a_move_across_a_region_boundary_leaves_no_ghost(
+        redis_client: redis.Redis, settings: Settings) -> None:
+    # Region resolution 7 makes region boundaries a few km apart, so the drive crosses several.
+    index = RedisDriverIndex(redis_client, resolution=9, region_resolution=7, prefix="rx")
+    track = [offset(CENTRE, 0, 30 * i) for i in range(400)]
+    regions = {h3.cell_to_parent(cell_of(p, 9), 7) for p in track}
+    assert len(regions) >= 3
+    for round_ in range(5):  # the race is timing-dependent: several drivers, several chances
+        driver = uuid.uuid4()
+        index.go_online(driver, Product.ECONOMY)
+        order = [PositionUpdate(driver, p, T0 + 1000 * i) for i, p in enumerate(track)]
+        random.Random(round_).shuffle(order)
+        threads = [threading.Thread(target=lambda part=order[i::8]: [index.ingest([u])
+                                                                     for u in part])
+                   for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        listed = cells_listing(redis_client, driver)
+        assert len(listed) == 1 and cell_of(track[-1], 9) in listed[0]
+        assert sum(redis_client.hexists(f"rx:{{{r}}}:at", driver.hex) for r in regions) == 1
+
+
+def test_out_of_order_and_impossible_pings_do_not_move_the_driver(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY)
+    assert index.ingest([PositionUpdate(driver, CENTRE, T0)])[0].outcome is Outcome.APPLIED
+    older = index.ingest([PositionUpdate(driver, offset(CENTRE, 100, 0), T0 - 1000)])[0]
+    assert older.outcome is Outcome.OUT_OF_ORDER
+    teleport = index.ingest([PositionUpdate(driver, offset(CENTRE, 50_000, 0), T0 + 1000)])[0]
+    assert teleport.outcome is Outcome.IMPOSSIBLE
+    # Flagged drivers are kept out of matching until their pings are plausible again.
+    assert index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=100_000, now_ms=T0 + 1000) == []
+    state = index.get(driver)
+    assert state is not None and state.flagged
+
+
+def test_pings_of_an_offline_driver_are_refused(index: RedisDriverIndex) -> None:
+    result = index.ingest([PositionUpdate(uuid.uuid4(), CENTRE, T0)])[0]
+    assert result.outcome is Outcome.OFFLINE
+
+
+def test_silent_drivers_vanish_from_search_after_the_ttl_and_are_swept(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)])
+
+    def search(now_ms: int) -> list[uuid.UUID]:
+        found = index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=1000, now_ms=now_ms)
+        return [d.driver_id for d in found]
+
+    ttl_ms = index.ttl_ms
+    assert search(T0 + ttl_ms) == [driver]
+    assert search(T0 + ttl_ms + 1) == []         # gone from search at once after the TTL
+    assert index.sweep(now_ms=T0 + ttl_ms - 1) == 0
+    assert index.sweep(now_ms=T0 + ttl_ms + 1000) == 1
+    assert cells_listing(redis_client, driver) == []
+
+
+def test_going_offline_removes_the_driver_immediately(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)])
+    assert index.go_offline(driver)
+    assert index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=1000, now_ms=T0) == []
+    assert cells_listing(redis_client, driver) == []
+    assert index.get(driver) is None
+
+
+def test_status_and_product_filter_search(index: RedisDriverIndex) -> None:
+    economy, comfort, busy = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    index.go_online(economy, Product.ECONOMY)
+    index.go_online(comfort, Product.COMFORT)
+    index.go_online(busy, Product.ECONOMY)
+    index.ingest([PositionUpdate(d, offset(CENTRE, 50 * i, 0), T0)
+                  for i, d in enumerate((economy, comfort, busy))])
+    index.set_status(busy, DriverStatus.ON_TRIP)
+    found = index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=1000, now_ms=T0)
+    assert [d.driver_id for d in found] == [economy]
+    # A later ping keeps the status that was set in between.
+    index.ingest([PositionUpdate(busy, offset(CENTRE, 120, 0), T0 + 1000)])
+    assert [d.driver_id for d in index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=1000,
+                                              now_ms=T0 + 1000)] == [economy]
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), count=st.integers(0, 300), k=st.integers(1, 12),
+       radius_m=st.floats(100, 6000), spread_m=st.floats(200, 8000))
+def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count: int, k: int,
+                                    radius_m: float, spread_m: float) -> None:
+    redis_client.flushdb()
+    index = RedisDriverIndex(redis_client, region_resolution=6)  # boundaries within reach
+    rng = random.Random(seed)
+    drivers = {}
+    for _ in range(count):
+        driver = uuid.uuid4()
+        product = rng.choice(list(Product))
+        point = offset(CENTRE, rng.uniform(-spread_m, spread_m), rng.uniform(-spread_m, spread_m))
+        age_ms = rng.choice([0, 5_000, 29_000, 31_000, 60_000])
+        index.go_online(driver, product)
+        index.ingest([PositionUpdate(driver, point, T0 - age_ms)])
+        drivers[driver] = (product, point, age_ms)
+    query = offset(CENTRE, rng.uniform(-500, 500), rng.uniform(-500, 500))
+    found = index.nearby(query, Product.ECONOMY, k=k, radius_m=radius_m, now_ms=T0)
+    expected = sorted(
+        (haversine_m(query, point), d.hex) for d, (product, point, age_ms) in drivers.items()
+        if product is Product.ECONOMY and age_ms <= 30_000 and haversine_m(query, point) <= radius_m
+    )[:k]
+    assert [d.driver_id.hex for d in found] == [h for _, h in expected]
+    for got, (dist, _) in zip(found, expected, strict=True):
+        assert got.distance_m == pytest.approx(dist, abs=0.01)
+
+
+def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """The exact interleaving that leaves a ghost without tombstones, replayed step by step:
+    ping A (ts 5) moves R1 -> R2, ping B (ts 6) moves back R2 -> R1; B's region steps run
+    first, then A's late place in R2 arrives."""
+    driver = uuid.uuid4().hex
+    near = cell_of(CENTRE, 9)
+    far = cell_of(offset(CENTRE, 0, 400_000), 9)
+    r1, r2 = index.region_prefix(index.region_of(near)), index.region_prefix(index.region_of(far))
+    assert r1 != r2
+
+    def place(prefix: str, cell: str, ts: int) -> None:
+        index._place(args=[prefix, driver, cell, 0, ts, CENTRE.lat, CENTRE.lng, -1, 1])
+
+    place(r1, near, 4)                       # where the driver was
+    place(r1, near, 6)                       # B lands back in R1
+    index._evict(args=[r2, driver, 6])       # B evicts R2 (nothing there yet)
+    place(r2, far, 5)                        # A's place arrives late
+    index._evict(args=[r1, driver, 5])       # A's evict of R1 is older than B: no effect
+    assert not redis_client.hexists(f"{r2}:at", driver)
+    assert redis_client.hexists(f"{r1}:at", driver)
+    assert len(cells_listing(redis_client, uuid.UUID(driver))) == 1

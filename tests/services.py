@@ -1,0 +1,44 @@
+"""Where the tests' real services come from: environment URLs, else testcontainers, else a hint."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import pytest
+
+HINT = ("no test services: run `make services-test` (ridehail services up with the test URLs "
+        "of the Makefile), or export DATABASE_URL, REDIS_URL and KAFKA_BOOTSTRAP_SERVERS")
+NAMES = ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+@contextmanager
+def service_urls() -> Iterator[dict[str, str]]:
+    """Yield the three URLs the tests use."""
+    if all(os.environ.get(name) for name in NAMES):
+        yield {name: os.environ[name] for name in NAMES}
+        return
+    if not _docker_answers():
+        pytest.exit(HINT, returncode=3)
+    from testcontainers.kafka import KafkaContainer  # noqa: PLC0415 - only with Docker
+    from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+    from testcontainers.redis import RedisContainer  # noqa: PLC0415
+
+    with ExitStack() as stack:
+        pg = stack.enter_context(PostgresContainer("postgis/postgis:15-3.4", driver="psycopg2"))
+        rd = stack.enter_context(RedisContainer("redis:7"))
+        kafka = stack.enter_context(KafkaContainer())
+        yield {
+            "DATABASE_URL": pg.get_connection_url(),
+            "REDIS_URL": f"redis://{rd.get_container_host_ip()}:{rd.get_exposed_port(6379)}/0",
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(),
+        }

@@ -1,0 +1,44 @@
+"""Geo hygiene at the edges: coordinates are checked before H3; the ring bound is a bound."""
+
+import math
+import random
+
+import h3
+import pytest
+
+from geo.cells import LatLng, cell_of, haversine_m, ring_gap_m, rings
+
+
+@pytest.mark.parametrize(("lat", "lng"), [(999, 10), (-91, 0), (0, 181), (math.nan, 0),
+                                          (0, math.inf)])
+def test_impossible_coordinates_never_reach_h3(lat: float, lng: float) -> None:
+    with pytest.raises(ValueError):
+        LatLng(lat, lng)
+
+
+def test_haversine_known_distance() -> None:
+    # One degree of latitude is ~111.2 km.
+    assert haversine_m(LatLng(0, 0), LatLng(1, 0)) == pytest.approx(111_195, rel=1e-3)
+
+
+@pytest.mark.parametrize("resolution", [7, 9, 10])
+def test_ring_gap_is_a_lower_bound(resolution: int) -> None:
+    rng = random.Random(resolution)
+    for _ in range(40):
+        origin = LatLng(rng.uniform(-60, 60), rng.uniform(-179, 179))
+        cell = cell_of(origin, resolution)
+        for k, ring in enumerate(rings(cell, 2, 5), start=2):
+            bound = ring_gap_m(cell, k)
+            for other in ring:
+                for _ in range(3):  # random points inside both cells
+                    a = _point_in(cell, rng)
+                    b = _point_in(other, rng)
+                    assert haversine_m(a, b) >= bound
+
+
+def _point_in(cell: str, rng: random.Random) -> LatLng:
+    boundary = h3.cell_to_boundary(cell)
+    centre = h3.cell_to_latlng(cell)
+    lat, lng = boundary[rng.randrange(len(boundary))]
+    f = rng.random()
+    return LatLng(centre[0] + (lat - centre[0]) * f, centre[1] + (lng - centre[1]) * f)

@@ -1,0 +1,48 @@
+"""Bearer tokens: expiry, forgery, algorithm pinning and roles."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from accounts.tokens import Principal, Role, issue_token, read_token
+from core.errors import Unauthorized
+
+SECRET = "s" * 40
+NOW = datetime.now(UTC)
+
+
+def test_round_trip() -> None:
+    who = Principal(uuid.uuid4(), Role.DRIVER)
+    token = issue_token(who, secret=SECRET, algorithm="HS256", ttl_s=60, now=NOW)
+    assert read_token(token, secret=SECRET, algorithm="HS256") == who
+
+
+@pytest.mark.parametrize("token", [
+    issue_token(Principal(uuid.uuid4(), Role.RIDER), secret=SECRET, algorithm="HS256", ttl_s=60,
+                now=NOW - timedelta(hours=1)),                                    # expired
+    issue_token(Principal(uuid.uuid4(), Role.RIDER), secret="x" * 40, algorithm="HS256",
+                ttl_s=60, now=NOW),                                               # forged
+    jwt.encode({"sub": str(uuid.uuid4()), "role": "rider",
+                "exp": int(NOW.timestamp()) + 60}, None, algorithm="none"),       # alg none
+    jwt.encode({"sub": str(uuid.uuid4()), "role": "rider"}, SECRET, algorithm="HS256"),  # no exp
+    jwt.encode({"sub": "not-a-uuid", "role": "rider", "exp": int(NOW.timestamp()) + 60}, SECRET,
+               algorithm="HS256"),
+    jwt.encode({"sub": str(uuid.uuid4()), "role": "king", "exp": int(NOW.timestamp()) + 60},
+               SECRET, algorithm="HS256"),
+    "garbage",
+])
+def test_bad_tokens_are_refused(token: str) -> None:
+    with pytest.raises(Unauthorized):
+        read_token(token, secret=SECRET, algorithm="HS256")
+
+
+def test_production_refuses_the_default_secret() -> None:
+    from pydantic import ValidationError
+
+    from core.settings import Settings
+
+    with pytest.raises(ValidationError):
+        Settings(environment="production")
+    assert Settings(environment="production", jwt_secret="k" * 32).environment == "production"

@@ -11,10 +11,21 @@ from typing import Any, Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.serializer import Serializer
 
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class TextSerializer(Serializer):
+    def serialize(self, topic: str, headers: list[tuple[str, bytes]], data: Any) -> bytes:
+        return str(data).encode()
+
+
+class JsonSerializer(Serializer):
+    def serialize(self, topic: str, headers: list[tuple[str, bytes]], data: Any) -> bytes:
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 class Publisher(Protocol):
@@ -36,8 +47,8 @@ class KafkaPublisher:
             "enable_idempotence": True,
             "linger_ms": 5,
             "retries": 5,
-            "key_serializer": str.encode,
-            "value_serializer": lambda v: json.dumps(v, separators=(",", ":")).encode(),
+            "key_serializer": TextSerializer(),
+            "value_serializer": JsonSerializer(),
         }
         options.update(overrides)
         self._producer = KafkaProducer(**options)

@@ -61,7 +61,8 @@ def request_trip(*, session: Session, rider_id: uuid.UUID, pickup: LatLng, dropo
             outbox.record(session, trip_event(trip, EVENT_FOR[TripStatus.PROCESSING], now=now,
                                               previous_status=None))
     except IntegrityError as exc:
-        if _constraint(exc) == "uq_trips_idempotency" and idempotency_key:
+        # A concurrent twin with the same key may trip either unique index first.
+        if idempotency_key:
             replay = _by_idempotency_key(session, rider_id, idempotency_key)
             if replay is not None:
                 return _same_request(replay, pickup, dropoff, product)

@@ -1,0 +1,126 @@
+"""No double booking: the database refuses the second claim, whatever the code checked."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import FakeClock, to_ms
+from core.errors import Conflict
+from core.settings import Settings
+from dispatch import service as dispatch
+from dispatch.models import Offer
+from geo.eta import StraightLineEta
+from geo.index import RedisDriverIndex
+from simulations.rides import offset
+from tests import factories
+from trips import service as trips_service
+from trips.models import Trip
+
+
+def race(n: int, work) -> list[object]:  # noqa: ANN001
+    barrier = threading.Barrier(n)
+    results: list[object] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_one_active_trip_per_rider_under_concurrent_requests(
+        sessions: sessionmaker[Session], settings: Settings, clock: FakeClock) -> None:
+    rider = factories.rider(sessions)
+    results = race(8, lambda i: factories.trip(sessions, rider_id=rider, settings=settings,
+                                               clock=clock))
+    assert sum(isinstance(r, Trip) for r in results) == 1
+    assert all(isinstance(r, Conflict) for r in results if not isinstance(r, Trip))
+
+
+def test_idempotent_requests_under_concurrency_return_one_trip(
+        sessions: sessionmaker[Session], settings: Settings, clock: FakeClock) -> None:
+    rider = factories.rider(sessions)
+    results = race(8, lambda i: factories.trip(sessions, rider_id=rider, settings=settings,
+                                               clock=clock, key="same-key"))
+    assert all(isinstance(r, Trip) for r in results), results
+    assert len({r.id for r in results if isinstance(r, Trip)}) == 1
+
+
+def test_two_dispatchers_never_offer_one_driver_twice(
+        sessions: sessionmaker[Session], settings: Settings, clock: FakeClock,
+        index: RedisDriverIndex) -> None:
+    now_ms = to_ms(clock.now())
+    drivers = [factories.online_driver(sessions, index, offset(factories.CENTRE, 40 * i, 0),
+                                       now_ms) for i in range(6)]
+    trips = [factories.trip(sessions, rider_id=factories.rider(sessions), settings=settings,
+                            clock=clock, pickup=offset(factories.CENTRE, 10 * i, 10))
+             for i in range(12)]
+    for _ in range(3):
+        race(4, lambda i: dispatch.dispatch_pending(sessions=sessions, index=index,
+                                                    eta=StraightLineEta(), clock=clock,
+                                                    settings=settings, batch=3))
+    with sessions() as session:
+        open_offers = session.execute(select(Offer.driver_id, Offer.trip_id)
+                                      .where(Offer.status == "open")).all()
+    by_driver = Counter(d for d, _ in open_offers)
+    by_trip = Counter(t for _, t in open_offers)
+    assert len(open_offers) == len(drivers)          # every free driver got exactly one offer
+    assert max(by_driver.values()) == 1 and max(by_trip.values()) == 1
+    assert set(by_driver) == set(drivers) and set(by_trip) <= {t.id for t in trips}
+
+
+def test_the_database_refuses_a_second_active_trip_for_a_driver(
+        sessions: sessionmaker[Session], settings: Settings, clock: FakeClock) -> None:
+    """Past every check in code: two transactions assign one driver to two trips at once."""
+    driver = factories.driver(sessions)
+    trips = [factories.trip(sessions, rider_id=factories.rider(sessions), settings=settings,
+                            clock=clock) for _ in range(2)]
+
+    def assign(i: int) -> str:
+        with sessions() as session, session.begin():
+            trip = session.get(Trip, trips[i].id)
+            assert trip is not None
+            trips_service.assign_driver(session, trip=trip, driver_id=driver, now=clock.now())
+        return "committed"
+
+    results = race(2, assign)
+    assert results.count("committed") == 1
+    assert any(isinstance(r, IntegrityError) for r in results)
+    with sessions() as session:
+        active = session.scalar(select(func.count()).select_from(Trip).where(
+            Trip.driver_id == driver, Trip.status == "accepted"))
+    assert active == 1
+
+
+def test_accepting_an_offer_twice_is_a_conflict(
+        sessions: sessionmaker[Session], settings: Settings, clock: FakeClock,
+        index: RedisDriverIndex) -> None:
+    driver = factories.online_driver(sessions, index, factories.CENTRE, to_ms(clock.now()))
+    factories.trip(sessions, rider_id=factories.rider(sessions), settings=settings, clock=clock)
+    dispatch.dispatch_pending(sessions=sessions, index=index, eta=StraightLineEta(), clock=clock,
+                              settings=settings)
+    with sessions() as session:
+        offer_id = session.scalar(select(Offer.id).where(Offer.driver_id == driver))
+    assert offer_id is not None
+
+    def accept(i: int) -> Trip:
+        with sessions() as session:
+            return dispatch.accept_offer(session=session, offer_id=offer_id, driver_id=driver,
+                                         clock=clock, index=index)
+
+    results = race(4, accept)
+    assert sum(isinstance(r, Trip) for r in results) == 1
+    assert sum(isinstance(r, Conflict) for r in results) == 3

@@ -33,7 +33,8 @@ def validator(type_: EventType) -> Draft202012Validator:
 def schema_errors(envelope: dict[str, Any]) -> list[str]:
     """Every way `envelope` breaks its type's schema (an empty list when it is valid)."""
     try:
-        type_ = EventType(envelope.get("type"))
+        type_ = EventType(str(envelope.get("type")))
     except ValueError:
         return [f"unknown event type {envelope.get('type')!r}"]
-    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator(type_).iter_errors(envelope)]
+    return [f"{'/'.join(map(str, e.path))}: {e.message}"
+            for e in validator(type_).iter_errors(envelope)]

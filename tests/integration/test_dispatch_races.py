@@ -22,7 +22,7 @@ from trips import service as trips_service
 from trips.models import Trip
 
 
-def race(n: int, work) -> list[object]:  # noqa: ANN001
+def race(n: int, work) -> list[object]:
     barrier = threading.Barrier(n)
     results: list[object] = [None] * n
 

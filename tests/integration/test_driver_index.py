@@ -9,7 +9,8 @@ import uuid
 import h3
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.products import Product
 from core.settings import Settings

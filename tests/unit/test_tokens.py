@@ -5,9 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
+from pydantic import ValidationError
 
 from accounts.tokens import Principal, Role, issue_token, read_token
 from core.errors import Unauthorized
+from core.settings import Settings
 
 SECRET = "s" * 40
 NOW = datetime.now(UTC)
@@ -25,7 +27,7 @@ def test_round_trip() -> None:
     issue_token(Principal(uuid.uuid4(), Role.RIDER), secret="x" * 40, algorithm="HS256",
                 ttl_s=60, now=NOW),                                               # forged
     jwt.encode({"sub": str(uuid.uuid4()), "role": "rider",
-                "exp": int(NOW.timestamp()) + 60}, None, algorithm="none"),       # alg none
+                "exp": int(NOW.timestamp()) + 60}, "", algorithm="none"),       # alg none
     jwt.encode({"sub": str(uuid.uuid4()), "role": "rider"}, SECRET, algorithm="HS256"),  # no exp
     jwt.encode({"sub": "not-a-uuid", "role": "rider", "exp": int(NOW.timestamp()) + 60}, SECRET,
                algorithm="HS256"),
@@ -39,10 +41,6 @@ def test_bad_tokens_are_refused(token: str) -> None:
 
 
 def test_production_refuses_the_default_secret() -> None:
-    from pydantic import ValidationError
-
-    from core.settings import Settings
-
     with pytest.raises(ValidationError):
         Settings(environment="production")
     assert Settings(environment="production", jwt_secret="k" * 32).environment == "production"

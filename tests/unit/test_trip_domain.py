@@ -27,6 +27,7 @@ def test_only_spec_transitions_are_allowed(current: TripStatus, target: TripStat
 
 def test_terminal_statuses_have_no_way_out() -> None:
     assert all(not TRANSITIONS.get(s) for s in TERMINAL)
-    assert TERMINAL == {TripStatus.COMPLETED, TripStatus.RIDER_CANCELED,
-                        TripStatus.DRIVER_CANCELED, TripStatus.NO_DRIVERS_AVAILABLE}
+    expected = {TripStatus.COMPLETED, TripStatus.RIDER_CANCELED, TripStatus.DRIVER_CANCELED,
+                TripStatus.NO_DRIVERS_AVAILABLE}
+    assert expected == TERMINAL
     assert ACTIVE.isdisjoint(TERMINAL)

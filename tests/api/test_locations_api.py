@@ -1,0 +1,97 @@
+"""Ping intake over HTTP: counted drops, 409 offline, 429 over the rate, index untouched."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.container import Resources
+from core.clock import FakeClock
+from tests.api.helpers import bearer, new_driver, ping
+
+
+@pytest.fixture
+def online(client: TestClient) -> dict[str, str]:
+    driver = new_driver(client)
+    client.put("/v1/drivers/me/status", json={"status": "online"}, headers=bearer(driver["token"]))
+    return driver
+
+
+def post(client: TestClient, driver: dict[str, str], pings: list[dict]):
+    return client.post("/v1/drivers/me/locations", json={"pings": pings},
+                       headers=bearer(driver["token"]))
+
+
+def test_reply_counts_each_reason(client: TestClient, online: dict[str, str],
+                                  clock: FakeClock) -> None:
+    now = clock.now()
+    reply = post(client, online, [
+        ping(40.75, -73.98, now - timedelta(minutes=10)),             # stale
+        ping(40.75, -73.98, now + timedelta(minutes=5)),              # future
+        ping(40.75, -73.98, now - timedelta(seconds=3), accuracy_m=9000),  # inaccurate
+        ping(40.75, -73.98, now - timedelta(seconds=2)),
+        ping(41.50, -73.98, now - timedelta(seconds=1)),              # 83 km in 1 s
+        ping(40.7501, -73.98, now),
+    ])
+    assert reply.status_code == 202
+    assert reply.json() == {"received": 6, "accepted": 2, "dropped": 4, "position_updated": True,
+                            "reasons": {"stale": 1, "future": 1, "inaccurate": 1,
+                                        "impossible": 1}}
+
+
+def test_all_bad_pings_leave_the_index_untouched(client: TestClient, online: dict[str, str],
+                                                 clock: FakeClock, resources: Resources) -> None:
+    before = resources.index.get(uuid.UUID(online["id"]))
+    reply = post(client, online, [ping(40.75, -73.98, clock.now() - timedelta(hours=1))])
+    assert reply.json()["position_updated"] is False
+    assert resources.index.get(uuid.UUID(online["id"])) == before
+
+
+@pytest.mark.parametrize("bad", [
+    '{"pings": []}',
+    '{"pings": [{"lat": NaN, "lng": 0, "recorded_at": "2026-01-01T00:00:00Z"}]}',
+    '{"pings": [{"lat": 0, "lng": 1e309, "recorded_at": "2026-01-01T00:00:00Z"}]}',
+    '{"pings": [{"lat": 91, "lng": 0, "recorded_at": "2026-01-01T00:00:00Z"}]}',
+    '{"pings": [{"lat": 1, "lng": 0, "recorded_at": "yesterday"}]}',
+    '{"pings": [{"lat": 1, "lng": 0, "recorded_at": "2026-01-01T00:00:00"}]}',
+    '{"pings": [{"lat": 1, "lng": 0, "recorded_at": "2026-01-01T00:00:00Z", "heading_deg": 400}]}',
+    '{"pings": [{"lat": 1, "lng": 0, "recorded_at": "2026-01-01T00:00:00Z", "speed_mps": -1}]}',
+    '{"pings": [{"lat": 1, "lng": 0, "recorded_at": "2026-01-01T00:00:00Z", "accuracy_m": -5}]}',
+])
+def test_schema_violations_are_422(client: TestClient, online: dict[str, str], bad: str) -> None:
+    response = client.post("/v1/drivers/me/locations", content=bad,
+                           headers={**bearer(online["token"]), "Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "pings" in response.json()["error"]["message"]
+
+
+def test_more_than_100_pings_is_422(client: TestClient, online: dict[str, str],
+                                    clock: FakeClock) -> None:
+    assert post(client, online, [ping(40.75, -73.98, clock.now())] * 101).status_code == 422
+
+
+def test_offline_driver_is_409(client: TestClient, clock: FakeClock) -> None:
+    driver = new_driver(client)
+    assert post(client, driver, [ping(40.75, -73.98, clock.now())]).status_code == 409
+
+
+def test_rate_limit_is_429(client: TestClient, online: dict[str, str], clock: FakeClock,
+                           resources: Resources) -> None:
+    burst = resources.settings.ping_rate_burst
+    codes = [post(client, online, [ping(40.75, -73.98, clock.now())]).status_code
+             for _ in range(burst + 3)]
+    assert codes[:burst].count(202) == burst
+    assert codes[burst:] == [429, 429, 429]
+
+
+def test_nearby_shows_cars_without_ids(client: TestClient, online: dict[str, str],
+                                       clock: FakeClock) -> None:
+    post(client, online, [ping(40.7581, -73.9856, clock.now(), heading_deg=90)])
+    cars = client.get("/v1/drivers/nearby", params={"lat": 40.758, "lng": -73.9855}).json()
+    assert len(cars["cars"]) == 1
+    assert set(cars["cars"][0]) == {"lat", "lng", "heading_deg", "location_age_s"}
+    assert client.get("/v1/drivers/nearby", params={"lat": 999, "lng": 0}).status_code == 422
+    assert client.get("/v1/drivers/nearby", params={"lat": "nan", "lng": 0}).status_code == 422

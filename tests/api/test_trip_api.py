@@ -1,0 +1,83 @@
+"""Trips over HTTP: request, idempotency, one active trip, and the driver's path."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from app.container import Resources
+from core.clock import FakeClock
+from dispatch import service as dispatch
+from tests.api.helpers import bearer, new_driver, new_rider, ping
+
+TRIP = {"pickup": {"lat": 40.7580, "lng": -73.9855}, "dropoff": {"lat": 40.7680, "lng": -73.9755}}
+
+
+def test_request_is_idempotent_and_one_active_trip_per_rider(client: TestClient) -> None:
+    rider = new_rider(client)
+    headers = {**bearer(rider["token"]), "Idempotency-Key": "k-1"}
+    first = client.post("/v1/trips", json=TRIP, headers=headers)
+    again = client.post("/v1/trips", json=TRIP, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert first.json()["status"] == "processing"
+    assert float(first.json()["fare"]["amount"]) >= 6.0
+    other = client.post("/v1/trips", json=TRIP, headers=bearer(rider["token"]))
+    assert other.status_code == 409
+    changed = client.post("/v1/trips", json={**TRIP, "product": "xl"}, headers=headers)
+    assert changed.status_code == 409
+
+
+def test_full_ride_over_http(client: TestClient, resources: Resources, clock: FakeClock) -> None:
+    rider, driver = new_rider(client), new_driver(client)
+    d = bearer(driver["token"])
+    online = client.put("/v1/drivers/me/status", json={"status": "online"}, headers=d)
+    assert online.status_code == 200
+    sent = client.post("/v1/drivers/me/locations", headers=d,
+                       json={"pings": [ping(40.7585, -73.9850, clock.now())]})
+    assert sent.status_code == 202 and sent.json()["position_updated"]
+    trip = client.post("/v1/trips", json=TRIP, headers=bearer(rider["token"])).json()
+    assert client.get("/v1/drivers/me/offer", headers=d).status_code == 204
+    dispatch.dispatch_pending(sessions=resources.sessions, index=resources.index,
+                              eta=resources.eta, clock=clock, settings=resources.settings)
+    offer = client.get("/v1/drivers/me/offer", headers=d)
+    assert offer.status_code == 200 and offer.json()["trip_id"] == trip["id"]
+    # Out of order: completing before arriving is a wrong state.
+    offer_id = offer.json()["offer_id"]
+    assert client.post(f"/v1/offers/{offer_id}/accept", headers=d).json()["status"] == "accepted"
+    assert client.post(f"/v1/trips/{trip['id']}/complete", headers=d).status_code == 409
+    assert client.put("/v1/drivers/me/status", json={"status": "offline"},
+                      headers=d).status_code == 409
+    for step, status in (("arrive", "arriving"), ("start", "in_progress"),
+                         ("complete", "completed")):
+        response = client.post(f"/v1/trips/{trip['id']}/{step}", headers=d)
+        assert response.status_code == 200 and response.json()["status"] == status
+    seen = client.get(f"/v1/trips/{trip['id']}", headers=bearer(rider["token"])).json()
+    assert seen["status"] == "completed"
+    assert seen["driver"]["name"] == "Bo" and seen["driver"]["location"] is not None
+    assert seen["completed_at"] is not None
+
+
+def test_rider_cancel_and_someone_elses_offer(client: TestClient, resources: Resources,
+                                              clock: FakeClock) -> None:
+    rider, driver, other = new_rider(client), new_driver(client), new_driver(client)
+    d = bearer(driver["token"])
+    client.put("/v1/drivers/me/status", json={"status": "online"}, headers=d)
+    client.post("/v1/drivers/me/locations", headers=d,
+                json={"pings": [ping(40.7585, -73.9850, clock.now())]})
+    trip = client.post("/v1/trips", json=TRIP, headers=bearer(rider["token"])).json()
+    dispatch.dispatch_pending(sessions=resources.sessions, index=resources.index,
+                              eta=resources.eta, clock=clock, settings=resources.settings)
+    offer_id = client.get("/v1/drivers/me/offer", headers=d).json()["offer_id"]
+    assert client.post(f"/v1/offers/{offer_id}/accept",
+                       headers=bearer(other["token"])).status_code == 404
+    canceled = client.post(f"/v1/trips/{trip['id']}/cancel", headers=bearer(rider["token"]))
+    assert canceled.status_code == 200 and canceled.json()["status"] == "rider_canceled"
+    assert client.post(f"/v1/offers/{offer_id}/accept", headers=d).status_code == 409
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert {name for name, c in ready.json()["checks"].items() if c["ok"]} == {
+        "postgres", "redis", "kafka"}

@@ -1,0 +1,91 @@
+"""One ride end to end: API and worker as real processes; PostGIS, Redis and Kafka read back."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+import uuid
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.container import make_index
+from core.settings import Settings
+from events.analytics import trip_counts
+from events.catalogue import Topic
+from events.schemas import schema_errors
+from geo.cells import LatLng
+from geo.index import DriverStatus
+from simulations.rides import play_ride
+from simulations.stack import running_stack
+from tests.kafka_reading import read_topic
+
+pytestmark = pytest.mark.e2e
+EXPECTED = ["trip.requested", "trip.offered", "trip.accepted", "trip.driver_arrived",
+            "trip.started", "trip.completed"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_one_ride_end_to_end(sessions: sessionmaker[Session], redis_client: redis.Redis,
+                             kafka_settings: Settings, tmp_path) -> None:
+    env = {
+        "DATABASE_URL": kafka_settings.database_url,
+        "REDIS_URL": kafka_settings.redis_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.kafka_bootstrap_servers,
+        "KAFKA_TOPIC_PREFIX": kafka_settings.kafka_topic_prefix,
+        "ANALYTICS_GROUP": f"e2e-{uuid.uuid4().hex[:8]}",
+    }
+    with running_stack(port=free_port(), env=env, log_dir=tmp_path) as base_url, \
+            httpx.Client(base_url=base_url, timeout=15) as client:
+        log = play_ride(client, rng=random.Random(3), center=LatLng(40.7580, -73.9855), n=1)
+        assert log.statuses == ["processing", "accepted", "arriving", "in_progress", "completed"]
+
+        # Kafka: the trip's events, in order, each valid against its JSON Schema.
+        topic = kafka_settings.topic(Topic.TRIP_EVENTS.value)
+        messages = [v for k, v in read_topic(kafka_settings, topic, expect=len(EXPECTED))
+                    if k == log.trip_id]
+        assert [m["type"] for m in messages] == EXPECTED
+        assert all(schema_errors(m) == [] for m in messages)
+        assert [m["data"]["status"] for m in messages][-1] == "completed"
+
+        # The analytics consumer (inside the worker) counted the trip as completed.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                counts = trip_counts(session)
+            if counts.get("completed") == 1:
+                break
+            time.sleep(0.3)
+        assert counts.get("completed") == 1 and counts.get("processing", 0) == 0
+
+    # PostGIS: the trip row with geography points, the accepted offer, every event published.
+    with sessions() as session:
+        row = session.execute(text(
+            "SELECT status, driver_id::text, ST_AsText(pickup::geometry), "
+            "ST_Distance(pickup, dropoff) FROM trips WHERE id = :id"), {"id": log.trip_id}).one()
+        assert row[0] == "completed" and row[1] == log.driver_id
+        assert row[2].startswith("POINT(-73.9") and row[3] > 100
+        offers = session.execute(text("SELECT status FROM offers WHERE trip_id = :id"),
+                                 {"id": log.trip_id}).scalars().all()
+        assert offers == ["accepted"]
+        unpublished = session.execute(text(
+            "SELECT count(*) FROM outbox WHERE key = :id AND published_at IS NULL"),
+            {"id": log.trip_id}).scalar()
+        assert unpublished == 0
+
+    # Redis: the driver is back to available, in exactly one cell, at the drop-off.
+    driver_hex = uuid.UUID(log.driver_id).hex
+    state = make_index(redis_client, kafka_settings).get(uuid.UUID(log.driver_id))
+    assert state is not None and state.status is DriverStatus.AVAILABLE and not state.flagged
+    cells = [k for k in redis_client.scan_iter(match=b"rh:*:c:*")
+             if redis_client.hexists(k, driver_hex)]
+    assert len(cells) == 1

@@ -65,4 +65,5 @@ def make_index(client: redis.Redis, settings: Settings) -> RedisDriverIndex:
                             region_resolution=settings.h3_region_resolution,
                             prefix=settings.redis_key_prefix, ttl_s=settings.driver_ttl_s,
                             max_speed_kmh=settings.ping_max_speed_kmh,
-                            sample_s=settings.location_sample_s)
+                            sample_s=settings.location_sample_s,
+                            idle_offline_s=settings.driver_idle_offline_s)

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     h3_region_resolution: int = Field(3, ge=0, le=5)
     redis_key_prefix: str = "rh"
     driver_ttl_s: float = Field(30.0, gt=0)
+    driver_idle_offline_s: float = Field(3600.0, gt=0, description="silent this long: offline")
     ping_max_age_s: float = Field(120.0, gt=0)
     ping_max_future_s: float = Field(30.0, ge=0)
     ping_max_accuracy_m: float = Field(500.0, gt=0)

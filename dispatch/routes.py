@@ -30,9 +30,10 @@ router = APIRouter(prefix="/v1", tags=["driver"])
 
 @router.put("/drivers/me/status", response_model=StatusOut)
 def set_status(body: StatusIn, driver: CurrentDriver, session: SessionDep,
-               index: IndexDep) -> StatusOut:
+               index: IndexDep, clock: ClockDep) -> StatusOut:
     if body.status == "online":
-        supply.go_online(session=session, driver_id=driver.id, index=index)
+        supply.go_online(session=session, driver_id=driver.id, index=index,
+                         now_ms=to_ms(clock.now()))
     else:
         supply.go_offline(session=session, driver_id=driver.id, index=index)
     return StatusOut(status=body.status)

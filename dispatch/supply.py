@@ -31,11 +31,12 @@ class LocationReport:
     position_updated: bool = False
 
 
-def go_online(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex) -> None:
+def go_online(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex,
+              now_ms: int) -> None:
     driver = session.get(Driver, driver_id)
     if driver is None:
         raise NotFound("no such driver")
-    index.go_online(driver_id, Product(driver.vehicle.product))
+    index.go_online(driver_id, Product(driver.vehicle.product), now_ms=now_ms)
 
 
 def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex) -> None:

@@ -1,16 +1,17 @@
 """The live driver index: H3 cells in Redis, moved atomically by server-side scripts.
 
-Key design (see README, "Driver index"): every key of a region shares the hash tag `{R}`,
-R being the driver's H3 parent at `region_resolution`, so a region lives on one Redis Cluster
-slot; each driver's directory key has its own tag `{driver}`.
-- `P:d:{driver}`         directory: packed position, time, status, product, flags
-- `P:{R}:c:<cell>:<prod>` hash driver -> packed (lat, lng, ts_ms, status, heading)
-- `P:{R}:at`              hash driver -> "ts|cell|product" (where the driver sits in R)
-- `P:{R}:gone`            hash driver -> ts_ms tombstones of drivers that left R
-- `P:regions`             set of regions seen (for the sweeper)
-A ping is claimed in the directory (serialising the driver's pings by time), then placed in
-its region by one script that moves the cell entry atomically. A move to another region
-evicts the old one with a tombstone, so no script ever spans two slots.
+Key design (README, "Driver index"): every key of a region shares the hash tag `{R}`, R being
+the cell's H3 parent at `region_resolution`, so a region lives on one Redis Cluster slot.
+Drivers' directory records live in `DIRECTORY_SHARDS` hashes tagged `{sNN}`.
+- `P:dir:{sNN}`            hash driver -> directory record (position, time, status, ...)
+- `P:{R}:c:<cell>:<prod>`  hash driver -> (lat, lng, ts_ms, status, heading)
+- `P:{R}:at`               hash driver -> (ts_ms, cell, product): where the driver sits in R
+- `P:{R}:gone`             hash driver -> ts_ms tombstones of drivers that left R
+- `P:regions`              set of regions seen (for the sweeper)
+A batch of pings costs two round trips: one claim script per directory shard (serialising
+each driver's pings by time), then one place script per region that moves cell entries
+atomically. A move to another region evicts the old one with a tombstone, so no script ever
+spans two slots. Drivers are 16-byte ids; records travel as fixed-width binary.
 """
 
 from __future__ import annotations
@@ -23,14 +24,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from importlib import resources
+from typing import Any
 
+import h3.api.basic_int as h3i
 import redis
 
 from core.products import PRODUCT_CODES, Product
-from geo.cells import LatLng, cell_of, parent_of, ring_gap_m, rings
+from geo.cells import LatLng, cell_of, ring_gap_m, rings
 
-DIR_FORMAT = struct.Struct("<dddBBhBd")
-ENTRY_FORMAT = struct.Struct("<dddBh")
+DIRECTORY_SHARDS = 64
+DIRECTORY = struct.Struct("<dddBBhBdd15s15s")
+CLAIM_IN = struct.Struct("<16sdddh15s15s")
+CLAIM_OUT = struct.Struct("<BBBB15s")
+PLACE_IN = struct.Struct("<16s15sBdddhB")
+EVICT_IN = struct.Struct("<16sd")
+NO_CELL = b"\0" * 15
 CODE_PRODUCTS = {code: product for product, code in PRODUCT_CODES.items()}
 
 
@@ -48,6 +56,7 @@ class Outcome(StrEnum):
 
 
 _OUTCOMES = {0: Outcome.OFFLINE, 1: Outcome.OUT_OF_ORDER, 2: Outcome.IMPOSSIBLE, 3: Outcome.APPLIED}
+_STATUSES: dict[int, DriverStatus | None] = {0: None, **{s.value: s for s in DriverStatus}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +74,6 @@ class IngestResult:
     publish: bool = False
     status: DriverStatus | None = None
     product: Product | None = None
-    cell: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +101,35 @@ class NearbyDriver:
         return max(0.0, (now_ms - self.ts_ms) / 1000)
 
 
+REGION_SCRIPTS = frozenset({"place", "evict", "status", "sweep"})
+
+
 def load_script(name: str) -> str:
-    return resources.files("geo").joinpath("lua", f"{name}.lua").read_text()
+    """A script's source; the region scripts get the shared helpers of `region.lua` first."""
+    folder = resources.files("geo").joinpath("lua")
+    source = folder.joinpath(f"{name}.lua").read_text()
+    if name in REGION_SCRIPTS:
+        source = folder.joinpath("region.lua").read_text() + "\n" + source
+    return source
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    """The index's client never decodes replies; this narrows redis-py's reply type."""
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _cell_text(raw: bytes) -> str | None:
+    return None if raw == NO_CELL else raw.decode()
+
+
+# H3 index bits: resolution in bits 52-55, then one 3-bit digit per resolution 1..15.
+_RES_MASK = 0xF << 52
+
+
+def parent_int(cell: int, resolution: int) -> int:
+    """`h3.cell_to_parent` on the integer form, in a few integer operations (a hot path)."""
+    unused = (1 << (3 * (15 - resolution))) - 1
+    return (cell & ~_RES_MASK & ~unused) | (resolution << 52) | unused
 
 
 class RedisDriverIndex:
@@ -110,7 +145,7 @@ class RedisDriverIndex:
         ttl_s: float = 30.0,
         max_speed_kmh: float = 250.0,
         sample_s: float = 10.0,
-        directory_ttl_s: float = 24 * 3600,
+        idle_offline_s: float = 3600.0,
     ) -> None:
         self.client = client
         self.resolution = resolution
@@ -119,59 +154,63 @@ class RedisDriverIndex:
         self.ttl_ms = int(ttl_s * 1000)
         self.max_speed_mps = max_speed_kmh / 3.6
         self.sample_ms = int(sample_s * 1000)
-        self.directory_ttl_ms = int(directory_ttl_s * 1000)
-        self._claim = client.register_script(load_script("claim"))
-        self._place = client.register_script(load_script("place"))
-        self._evict = client.register_script(load_script("evict"))
-        self._status = client.register_script(load_script("status"))
-        self._dir_status = client.register_script(load_script("dir_status"))
-        self._search = client.register_script(load_script("search"))
-        self._sweep = client.register_script(load_script("sweep"))
+        self.idle_offline_ms = int(idle_offline_s * 1000)
+        self._shard_keys = [f"{prefix}:dir:{{s{i:02d}}}" for i in range(DIRECTORY_SHARDS)]
+        scripts = ("claim", "place", "evict", "status", "dir_status", "search", "sweep",
+                   "sweep_directory")
+        self._scripts = {name: client.register_script(load_script(name)) for name in scripts}
 
     # -- keys -------------------------------------------------------------------------------
     def directory_key(self, driver_id: uuid.UUID) -> str:
-        return f"{self.prefix}:d:{{{driver_id.hex}}}"
+        return self._shard_keys[driver_id.bytes[0] % DIRECTORY_SHARDS]
 
     def region_prefix(self, region: str) -> str:
         return f"{self.prefix}:{{{region}}}"
 
     def region_of(self, cell: str) -> str:
-        return parent_of(cell, self.region_resolution)
+        return f"{parent_int(int(cell, 16), self.region_resolution):x}"
+
+    def _run(self, name: str, keys: Sequence[Any] = (), args: Sequence[Any] = (),
+             client: Any = None) -> Any:
+        return self._scripts[name](keys=list(keys), args=list(args), client=client)
 
     # -- lifecycle --------------------------------------------------------------------------
-    def go_online(self, driver_id: uuid.UUID, product: Product) -> None:
+    def go_online(self, driver_id: uuid.UUID, product: Product, *, now_ms: int) -> None:
         """Idempotent: an online driver keeps its position and status."""
-        packed = DIR_FORMAT.pack(0, 0, 0, DriverStatus.AVAILABLE, PRODUCT_CODES[product], -1, 0, 0)
-        self.client.set(
-            self.directory_key(driver_id), packed + b"|", nx=True, px=self.directory_ttl_ms
-        )
+        record = DIRECTORY.pack(0, 0, 0, DriverStatus.AVAILABLE, PRODUCT_CODES[product], -1, 0, 0,
+                                now_ms, NO_CELL, NO_CELL)
+        self.client.hsetnx(self.directory_key(driver_id), driver_id.bytes, record)
 
     def go_offline(self, driver_id: uuid.UUID) -> bool:
-        raw = self.client.getdel(self.directory_key(driver_id))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hget(self.directory_key(driver_id), driver_id.bytes)
+        pipe.hdel(self.directory_key(driver_id), driver_id.bytes)
+        raw, _ = pipe.execute()
         if raw is None:
             return False
-        state = self._decode_directory(driver_id, raw)
+        state = self._decode(driver_id, raw)
         if state.region:
-            self._evict(args=[self.region_prefix(state.region), driver_id.hex, state.ts_ms + 1])
+            self._run("evict", args=[self.region_prefix(state.region),
+                                     EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1)])
         return True
 
     def set_status(self, driver_id: uuid.UUID, status: DriverStatus) -> bool:
-        found, *rest = self._dir_status(keys=[self.directory_key(driver_id)], args=[int(status)])
-        if not found:
+        region = self._run("dir_status", keys=[self.directory_key(driver_id)],
+                           args=[driver_id.bytes, int(status)])
+        if region is None:
             return False
-        region = rest[0].decode()
-        if region:
-            self._status(args=[self.region_prefix(region), driver_id.hex, int(status)])
+        if region != NO_CELL:
+            self._run("status", args=[self.region_prefix(region.decode()), driver_id.bytes,
+                                      int(status)])
         return True
 
     def get(self, driver_id: uuid.UUID) -> DriverState | None:
-        raw = self.client.get(self.directory_key(driver_id))
-        return None if raw is None else self._decode_directory(driver_id, raw)
+        raw = self.client.hget(self.directory_key(driver_id), driver_id.bytes)
+        return None if raw is None else self._decode(driver_id, _as_bytes(raw))
 
     @staticmethod
-    def _decode_directory(driver_id: uuid.UUID, raw: bytes) -> DriverState:
-        lat, lng, ts, status, pcode, heading, flag, _ = DIR_FORMAT.unpack_from(raw)
-        cell, _, region = raw[DIR_FORMAT.size :].decode().partition("|")
+    def _decode(driver_id: uuid.UUID, raw: bytes) -> DriverState:
+        lat, lng, ts, status, pcode, heading, flag, _, _, cell, region = DIRECTORY.unpack(raw)
         return DriverState(
             driver_id=driver_id,
             point=LatLng(lat, lng) if ts > 0 else None,
@@ -179,54 +218,65 @@ class RedisDriverIndex:
             status=DriverStatus(status),
             product=CODE_PRODUCTS[pcode],
             heading_deg=heading,
-            cell=cell or None,
-            region=region or None,
+            cell=_cell_text(cell),
+            region=_cell_text(region),
             flagged=bool(flag),
         )
+
+    def member(self, driver_id: uuid.UUID) -> bytes:
+        """How a driver is named inside the index's hashes."""
+        return driver_id.bytes
 
     # -- pings ------------------------------------------------------------------------------
     def ingest(self, updates: Sequence[PositionUpdate]) -> list[IngestResult]:
         """Apply one newest position per driver; two pipelined round trips for the batch."""
-        cells = [cell_of(u.point, self.resolution) for u in updates]
-        regions = [self.region_of(c) for c in cells]
+        shards: dict[int, list[int]] = defaultdict(list)
+        records: list[bytes] = []
+        places_of: list[tuple[bytes, bytes, bytes]] = []
+        to_cell, res, region_res = h3i.latlng_to_cell, self.resolution, self.region_resolution
+        for i, u in enumerate(updates):
+            member, lat, lng = u.driver_id.bytes, u.point.lat, u.point.lng
+            cell_int = to_cell(lat, lng, res)
+            cell = b"%x" % cell_int
+            region = b"%x" % parent_int(cell_int, region_res)
+            records.append(CLAIM_IN.pack(member, lat, lng, u.ts_ms, u.heading_deg, cell, region))
+            places_of.append((member, cell, region))
+            shards[member[0] % DIRECTORY_SHARDS].append(i)
         pipe = self.client.pipeline(transaction=False)
-        for u, cell, region in zip(updates, cells, regions, strict=True):
-            self._claim(
-                keys=[self.directory_key(u.driver_id)],
-                args=[u.ts_ms, repr(u.point.lat), repr(u.point.lng), cell, region,
-                      u.heading_deg, self.max_speed_mps, self.sample_ms, self.directory_ttl_ms],
-                client=pipe,
-            )
-        claims = pipe.execute()
-        places: dict[str, list[object]] = defaultdict(list)
-        evictions: list[tuple[str, str, int]] = []
+        for shard, members in shards.items():
+            self._run("claim", keys=[self._shard_keys[shard]], client=pipe, args=[
+                b"".join(records[i] for i in members), self.max_speed_mps, self.sample_ms])
+        replies = pipe.execute()
+        outcomes: list[tuple[int, int, int, int, bytes]] = [(0, 0, 0, 0, NO_CELL)] * len(updates)
+        for members, reply in zip(shards.values(), replies, strict=True):
+            for j, i in enumerate(members):
+                outcomes[i] = CLAIM_OUT.unpack_from(reply, j * CLAIM_OUT.size)
+        places: dict[bytes, list[bytes]] = defaultdict(list)
+        evictions: dict[bytes, list[bytes]] = defaultdict(list)
         results: list[IngestResult] = []
-        for u, cell, region, claim in zip(updates, cells, regions, claims, strict=True):
-            outcome = _OUTCOMES[claim[0]]
-            if outcome is Outcome.OFFLINE or outcome is Outcome.OUT_OF_ORDER:
-                results.append(IngestResult(u.driver_id, outcome))
-                continue
-            status, pcode, old_region = claim[1], claim[2], claim[3].decode()
-            if outcome is Outcome.IMPOSSIBLE:
-                if old_region:
-                    evictions.append((old_region, u.driver_id.hex, u.ts_ms))
-                evictions.append((region, u.driver_id.hex, u.ts_ms))
-            else:
-                places[region].extend([u.driver_id.hex, cell, pcode, u.ts_ms, repr(u.point.lat),
-                                       repr(u.point.lng), u.heading_deg, status])
-                if old_region and old_region != region:
-                    evictions.append((old_region, u.driver_id.hex, u.ts_ms))
-            results.append(IngestResult(u.driver_id, outcome, publish=bool(claim[5]),
-                                        status=DriverStatus(status),
-                                        product=CODE_PRODUCTS[pcode], cell=cell))
+        for u, (member, cell, region), (code, status, pcode, publish, old) in zip(
+                updates, places_of, outcomes, strict=True):
+            outcome = _OUTCOMES[code]
+            if outcome is Outcome.APPLIED:
+                places[region].append(PLACE_IN.pack(member, cell, pcode, u.ts_ms, u.point.lat,
+                                                    u.point.lng, u.heading_deg, status))
+            elif outcome is Outcome.IMPOSSIBLE:
+                evictions[region].append(EVICT_IN.pack(member, u.ts_ms))
+            if old != NO_CELL and old != region and outcome in (Outcome.APPLIED,
+                                                                Outcome.IMPOSSIBLE):
+                evictions[old].append(EVICT_IN.pack(member, u.ts_ms))
+            results.append(IngestResult(u.driver_id, outcome, publish == 1, _STATUSES[status],
+                                        CODE_PRODUCTS[pcode] if status else None))
         if places or evictions:
             pipe = self.client.pipeline(transaction=False)
-            for region, args in places.items():
-                self._place(args=[self.region_prefix(region), *args], client=pipe)
-            for region, member, ts in evictions:
-                self._evict(args=[self.region_prefix(region), member, ts], client=pipe)
+            for region, blobs in places.items():
+                self._run("place", args=[self.region_prefix(region.decode()), b"".join(blobs)],
+                          client=pipe)
+            for region, blobs in evictions.items():
+                self._run("evict", args=[self.region_prefix(region.decode()), b"".join(blobs)],
+                          client=pipe)
             if places:
-                pipe.sadd(f"{self.prefix}:regions", *places)
+                pipe.sadd(f"{self.prefix}:regions", *[r.decode() for r in places])
             pipe.execute()
         return results
 
@@ -275,12 +325,12 @@ class RedisDriverIndex:
             args: list[object] = [self.region_prefix(region), *head]
             for offset, cells in enumerate(per_ring):
                 args.extend([len(cells), ring_gap_m(origin, first + offset + 1), *cells])
-            replies.append(self._search(args=args, client=pipe))
+            replies.append(self._run("search", args=args, client=pipe))
         if pipe is not None:
             replies = pipe.execute()
         for flat in replies:
             for i in range(0, len(flat), 6):
-                driver_id = uuid.UUID(flat[i].decode())
+                driver_id = uuid.UUID(bytes=flat[i])
                 found[driver_id] = NearbyDriver(
                     driver_id=driver_id,
                     point=LatLng(float(flat[i + 2]), float(flat[i + 3])),
@@ -291,19 +341,28 @@ class RedisDriverIndex:
 
     # -- freshness --------------------------------------------------------------------------
     def sweep(self, *, now_ms: int, batch: int = 1000, tombstone_keep_s: float = 600) -> int:
-        """Remove drivers silent for longer than the TTL from their cells; returns how many."""
+        """Remove drivers silent for longer than the TTL from their cells, forget drivers idle
+        for `idle_offline_s`; returns how many cell entries were removed."""
         removed = 0
         cutoff = now_ms - self.ttl_ms
         tomb_cutoff = now_ms - int(tombstone_keep_s * 1000)
         for raw in self.client.smembers(f"{self.prefix}:regions"):
-            prefix = self.region_prefix(raw.decode())
-            cursor: bytes | str = "0"
-            while True:
-                cursor, n = self._sweep(args=[prefix, cursor, batch, cutoff, tomb_cutoff])
-                removed += int(n)
-                if cursor in (b"0", "0"):
-                    break
+            prefix = self.region_prefix(_as_bytes(raw).decode())
+            removed += self._scan("sweep", [], [prefix], [cutoff, tomb_cutoff], batch)
+        for shard in range(DIRECTORY_SHARDS):
+            key = f"{self.prefix}:dir:{{s{shard:02d}}}"
+            self._scan("sweep_directory", [key], [], [now_ms - self.idle_offline_ms], batch)
         return removed
+
+    def _scan(self, script: str, keys: list[str], head: list[Any], tail: list[Any],
+              batch: int) -> int:
+        cursor: bytes | str = "0"
+        total = 0
+        while True:
+            cursor, n = self._run(script, keys=keys, args=[*head, cursor, batch, *tail])
+            total += int(n)
+            if cursor in (b"0", "0"):
+                return total
 
 
 def eta_bounded_radius_m(eta_s: float, speed_mps: float, detour_factor: float) -> float:

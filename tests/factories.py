@@ -39,7 +39,7 @@ def driver(sessions: sessionmaker[Session], product: Product = Product.ECONOMY) 
 def online_driver(sessions: sessionmaker[Session], index: RedisDriverIndex, at: LatLng,
                   ts_ms: int, product: Product = Product.ECONOMY) -> uuid.UUID:
     driver_id = driver(sessions, product)
-    index.go_online(driver_id, product)
+    index.go_online(driver_id, product, now_ms=ts_ms)
     index.ingest([PositionUpdate(driver_id, at, ts_ms)])
     return driver_id
 

@@ -1,30 +1,58 @@
--- Per-driver directory step of a ping: serialises a driver's pings by time.
--- KEYS[1] directory key.  ARGV: ts_ms, lat, lng, cell, region, heading, max_speed_mps,
--- sample_ms, ttl_ms(key expiry).
--- Directory value: struct '<dddBBhBd' (lat, lng, ts, status, product, heading, flag, last_pub)
--- followed by "cell|region".
--- Returns {outcome, status, product, old_region, old_cell, publish, flagged_before}
+-- Directory step of a batch of pings, for the drivers of one directory shard (one hash slot).
+-- KEYS[1] shard hash: driver id (16 bytes) -> directory record
+--   '<dddBBhBddc15c15': lat, lng, ts, status, product, heading, flag, last_sample, since,
+--   cell, region (15 NUL bytes when unknown).
+-- ARGV[1] records, 72 bytes each: '<c16dddhc15c15' id, lat, lng, ts_ms, heading, cell, region.
+-- ARGV[2] max speed (m/s), ARGV[3] sample interval (ms).
+-- Returns one 19-byte record per ping: '<BBBBc15' outcome, status, product, publish, old region.
 --   outcome: 0 offline, 1 out_of_order, 2 impossible (flagged), 3 applied
-local v = redis.call('GET', KEYS[1])
-if not v then return {0} end
-local lat0, lng0, ts0, status, product, hdg0, flag, lastpub = struct.unpack('<dddBBhBd', v)
-local rest = string.sub(v, 38)
-local cell0, region0 = string.match(rest, '^([^|]*)|(.*)$')
-local ts = tonumber(ARGV[1])
-local lat, lng = tonumber(ARGV[2]), tonumber(ARGV[3])
-if ts <= ts0 then return {1} end
-local outcome = 3
-if ts0 > 0 then
-  local rad = math.pi / 180
-  local dp, dl = (lat - lat0) * rad, (lng - lng0) * rad
-  local h = math.sin(dp / 2) ^ 2 + math.cos(lat0 * rad) * math.cos(lat * rad) * math.sin(dl / 2) ^ 2
-  local d = 2 * 6371008.8 * math.asin(math.min(1, math.sqrt(h)))
-  if d / ((ts - ts0) / 1000) > tonumber(ARGV[7]) then outcome = 2 end
+local dir, blob = KEYS[1], ARGV[1]
+local max_speed, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
+local NONE = string.rep('\0', 15)
+local CHUNK = 500
+local rad = math.pi / 180
+local n = #blob / 72
+local ids = {}
+for i = 1, n do ids[i] = string.sub(blob, (i - 1) * 72 + 1, (i - 1) * 72 + 16) end
+local current = {}
+for first = 1, n, CHUNK do
+  local last = math.min(n, first + CHUNK - 1)
+  local got = redis.call('HMGET', dir, unpack(ids, first, last))
+  for j = 1, last - first + 1 do current[first + j - 1] = got[j] end
 end
-local newflag = 0
-if outcome == 2 then newflag = 1 end
-local publish = 0
-if outcome == 3 and ts - lastpub >= tonumber(ARGV[8]) then publish = 1; lastpub = ts end
-local packed = struct.pack('<dddBBhBd', lat, lng, ts, status, product, tonumber(ARGV[6]), newflag, lastpub)
-redis.call('SET', KEYS[1], packed .. ARGV[4] .. '|' .. ARGV[5], 'PX', ARGV[9])
-return {outcome, status, product, region0, cell0, publish, flag}
+local out, latest, writes = {}, {}, {}
+for i = 1, n do
+  local id, lat, lng, ts, hdg, cell, region = struct.unpack('<c16dddhc15c15', blob, (i - 1) * 72 + 1)
+  local v = latest[id] or current[i]
+  if not v then
+    out[i] = struct.pack('<BBBBc15', 0, 0, 0, 0, NONE)
+  else
+    local lat0, lng0, ts0, status, product, _, _, lastpub, since, _, region0 =
+      struct.unpack('<dddBBhBddc15c15', v)
+    if ts <= ts0 then
+      out[i] = struct.pack('<BBBBc15', 1, status, product, 0, region0)
+    else
+      local outcome, flag, publish = 3, 0, 0
+      if ts0 > 0 then
+        local dp, dl = (lat - lat0) * rad, (lng - lng0) * rad
+        local h = math.sin(dp / 2) ^ 2
+          + math.cos(lat0 * rad) * math.cos(lat * rad) * math.sin(dl / 2) ^ 2
+        if 2 * 6371008.8 * math.asin(math.min(1, math.sqrt(h))) / ((ts - ts0) / 1000)
+            > max_speed then
+          outcome, flag = 2, 1
+        end
+      end
+      if outcome == 3 and ts - lastpub >= sample then publish = 1; lastpub = ts end
+      local record = struct.pack('<dddBBhBddc15c15', lat, lng, ts, status, product, hdg, flag,
+        lastpub, since, cell, region)
+      latest[id] = record
+      writes[#writes + 1] = id
+      writes[#writes + 1] = record
+      out[i] = struct.pack('<BBBBc15', outcome, status, product, publish, region0)
+    end
+  end
+end
+for first = 1, #writes, CHUNK * 2 do
+  redis.call('HSET', dir, unpack(writes, first, math.min(#writes, first + CHUNK * 2 - 1)))
+end
+return table.concat(out)

@@ -1,15 +1,9 @@
--- Directory step of a status change.  KEYS[1] directory.  ARGV: status.
--- Returns {found, region, ts_ms}.
-local v = redis.call('GET', KEYS[1])
-if not v then return {0} end
-local lat, lng, ts, _, product, hdg, flag, lastpub = struct.unpack('<dddBBhBd', v)
-local rest = string.sub(v, 38)
-local ttl = redis.call('PTTL', KEYS[1])
-local packed = struct.pack('<dddBBhBd', lat, lng, ts, tonumber(ARGV[1]), product, hdg, flag, lastpub)
-if ttl > 0 then
-  redis.call('SET', KEYS[1], packed .. rest, 'PX', ttl)
-else
-  redis.call('SET', KEYS[1], packed .. rest)
-end
-local _, region = string.match(rest, '^([^|]*)|(.*)$')
-return {1, region, string.format('%d', ts)}
+-- Directory step of a status change.  KEYS[1] shard hash.  ARGV: id (16 bytes), status.
+-- Returns the driver's region (15 NUL bytes when unplaced), or false when offline.
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return false end
+local lat, lng, ts, _, product, hdg, flag, lastpub, since, cell, region =
+  struct.unpack('<dddBBhBddc15c15', v)
+redis.call('HSET', KEYS[1], ARGV[1], struct.pack('<dddBBhBddc15c15', lat, lng, ts,
+  tonumber(ARGV[2]), product, hdg, flag, lastpub, since, cell, region))
+return region

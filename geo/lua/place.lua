@@ -1,38 +1,40 @@
 -- Region step of a batch of pings: atomic cell moves inside one region (one hash slot).
 -- ARGV[1] key prefix with the region hash tag, e.g. "rh:{83283afffffffff}".
--- Then groups of 8: id, cell, product, ts_ms, lat, lng, heading, status_if_new.
--- A place applies only when newer than what the region holds and than its tombstone.
-local p = ARGV[1]
-local at, gone = p .. ':at', p .. ':gone'
+-- ARGV[2] records, 59 bytes each: '<c16c15BdddhB' id, cell, product, ts_ms, lat, lng, heading,
+--   status to use when the region does not hold the driver yet.
+-- A place applies only when newer than the driver's `at` record (entry or tombstone).
+local p, blob = ARGV[1], ARGV[2]
+local at = p .. ':at'
+local n = #blob / 59
+local ids = {}
+for i = 1, n do ids[i] = string.sub(blob, (i - 1) * 59 + 1, (i - 1) * 59 + 16) end
+local current = hmget(at, ids)
+local latest, ats = {}, {}
 local applied = 0
-for i = 2, #ARGV, 8 do
-  local id, cell, product = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local ts = tonumber(ARGV[i + 3])
-  local cur = redis.call('HGET', at, id)
-  local g = redis.call('HGET', gone, id)
-  local ok = not (g and ts <= tonumber(g))
-  local status = tonumber(ARGV[i + 7])
-  local newkey = p .. ':c:' .. cell .. ':' .. product
-  if ok and cur then
-    local cts, ccell, cprod = string.match(cur, '^([^|]*)|([^|]*)|(.*)$')
-    if ts <= tonumber(cts) then
+for i = 1, n do
+  local id, cell, product, ts, lat, lng, hdg, status =
+    struct.unpack('<c16c15BdddhB', blob, (i - 1) * 59 + 1)
+  local cur = latest[id] or current[i]
+  local ok, oldkey = true, nil
+  if cur then
+    local cts, ccell, cprod, cst = struct.unpack('<dc15BB', cur)
+    if ts <= cts then
       ok = false
-    else
-      local oldkey = p .. ':c:' .. ccell .. ':' .. cprod
-      local e = redis.call('HGET', oldkey, id)
-      if e then
-        local _, _, _, st = struct.unpack('<dddBh', e)
-        status = st
-        if oldkey ~= newkey then redis.call('HDEL', oldkey, id) end
-      end
+    elseif ccell ~= NONE then
+      status = cst
+      oldkey = p .. ':c:' .. ccell .. ':' .. cprod
     end
   end
   if ok then
-    redis.call('HSET', newkey, id, struct.pack('<dddBh', tonumber(ARGV[i + 4]),
-      tonumber(ARGV[i + 5]), ts, status, tonumber(ARGV[i + 6])))
-    redis.call('HSET', at, id, ARGV[i + 3] .. '|' .. cell .. '|' .. product)
-    if g then redis.call('HDEL', gone, id) end
+    local newkey = p .. ':c:' .. cell .. ':' .. product
+    if oldkey and oldkey ~= newkey then redis.call('HDEL', oldkey, id) end
+    redis.call('HSET', newkey, id, struct.pack('<dddBh', lat, lng, ts, status, hdg))
+    local record = struct.pack('<dc15BB', ts, cell, product, status)
+    latest[id] = record
+    ats[#ats + 1] = id
+    ats[#ats + 1] = record
     applied = applied + 1
   end
 end
+hset_pairs(at, ats)
 return applied

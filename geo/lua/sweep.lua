@@ -1,22 +1,19 @@
--- Sweep one region: drop entries silent since before cutoff_ms, and old tombstones.
--- ARGV: prefix, cursor, count, cutoff_ms, tombstone_cutoff_ms.  Returns {next_cursor, removed}.
+-- Sweep one region: drop entries silent since before cutoff_ms, and tombstones older than
+-- tombstone_cutoff_ms.  ARGV: prefix, cursor, count, cutoff_ms, tombstone_cutoff_ms.
+-- Returns {next_cursor, removed entries}.
 local p = ARGV[1]
-local at, gone = p .. ':at', p .. ':gone'
+local at = p .. ':at'
 local cutoff, tomb_cutoff = tonumber(ARGV[4]), tonumber(ARGV[5])
 local res = redis.call('HSCAN', at, ARGV[2], 'COUNT', ARGV[3])
 local kv, removed = res[2], 0
 for j = 1, #kv, 2 do
-  local cts, ccell, cprod = string.match(kv[j + 1], '^([^|]*)|([^|]*)|(.*)$')
-  if tonumber(cts) < cutoff then
+  local cts, ccell, cprod = struct.unpack('<dc15BB', kv[j + 1])
+  if ccell ~= NONE and cts < cutoff then
     redis.call('HDEL', p .. ':c:' .. ccell .. ':' .. cprod, kv[j])
     redis.call('HDEL', at, kv[j])
     removed = removed + 1
-  end
-end
-if res[1] == '0' then
-  local g = redis.call('HGETALL', gone)
-  for j = 1, #g, 2 do
-    if tonumber(g[j + 1]) < tomb_cutoff then redis.call('HDEL', gone, g[j]) end
+  elseif ccell == NONE and cts < tomb_cutoff then
+    redis.call('HDEL', at, kv[j])
   end
 end
 return {res[1], removed}

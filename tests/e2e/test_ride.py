@@ -83,9 +83,9 @@ def test_one_ride_end_to_end(sessions: sessionmaker[Session], redis_client: redi
         assert unpublished == 0
 
     # Redis: the driver is back to available, in exactly one cell, at the drop-off.
-    driver_hex = uuid.UUID(log.driver_id).hex
+    member = uuid.UUID(log.driver_id).bytes
     state = make_index(redis_client, kafka_settings).get(uuid.UUID(log.driver_id))
     assert state is not None and state.status is DriverStatus.AVAILABLE and not state.flagged
     cells = [k for k in redis_client.scan_iter(match=b"rh:*:c:*")
-             if redis_client.hexists(k, driver_hex)]
+             if redis_client.hexists(k, member)]
     assert len(cells) == 1

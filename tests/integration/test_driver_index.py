@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, cell_of, haversine_m
-from geo.index import DriverStatus, Outcome, PositionUpdate, RedisDriverIndex
+from geo.index import (
+    EVICT_IN,
+    NO_CELL,
+    PLACE_IN,
+    DriverStatus,
+    Outcome,
+    PositionUpdate,
+    RedisDriverIndex,
+)
 from simulations.rides import offset
 
 CENTRE = LatLng(40.7580, -73.9855)
@@ -26,15 +34,21 @@ def cells_listing(client: redis.Redis, driver: uuid.UUID) -> list[str]:
     """Every cell hash in Redis that lists the driver (a full scan: test-only)."""
     found = []
     for key in client.scan_iter(match=b"*:c:*"):
-        if client.hexists(key, driver.hex):
+        if client.hexists(key, driver.bytes):
             found.append(key.decode())
     return found
+
+
+def live_in(client: redis.Redis, region_prefix: str, driver: uuid.UUID) -> bool:
+    """Whether the region's `at` hash holds the driver as present (not as a tombstone)."""
+    record = client.hget(f"{region_prefix}:at", driver.bytes)
+    return record is not None and record[8:23] != NO_CELL
 
 
 def test_a_driver_crossing_50_cells_under_8_writers_ends_in_exactly_one(
         index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     driver = uuid.uuid4()
-    index.go_online(driver, Product.ECONOMY)
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
     # A straight drive east that crosses at least 50 res-9 cells, one ping a second at 20 m/s.
     track = [offset(CENTRE, 0, 20 * i) for i in range(900)]
     assert len({cell_of(p, 9) for p in track}) >= 50
@@ -70,7 +84,7 @@ def test_a_move_across_a_region_boundary_leaves_no_ghost(
     assert len(regions) >= 3
     for round_ in range(5):  # the race is timing-dependent: several drivers, several chances
         driver = uuid.uuid4()
-        index.go_online(driver, Product.ECONOMY)
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
         order = [PositionUpdate(driver, p, T0 + 1000 * i) for i, p in enumerate(track)]
         random.Random(round_).shuffle(order)
         threads = [threading.Thread(target=lambda part=order[i::8]: [index.ingest([u])
@@ -82,13 +96,13 @@ def test_a_move_across_a_region_boundary_leaves_no_ghost(
             t.join()
         listed = cells_listing(redis_client, driver)
         assert len(listed) == 1 and cell_of(track[-1], 9) in listed[0]
-        assert sum(redis_client.hexists(f"rx:{{{r}}}:at", driver.hex) for r in regions) == 1
+        assert sum(live_in(redis_client, f"rx:{{{r}}}", driver) for r in regions) == 1
 
 
 def test_out_of_order_and_impossible_pings_do_not_move_the_driver(
         index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     driver = uuid.uuid4()
-    index.go_online(driver, Product.ECONOMY)
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
     assert index.ingest([PositionUpdate(driver, CENTRE, T0)])[0].outcome is Outcome.APPLIED
     older = index.ingest([PositionUpdate(driver, offset(CENTRE, 100, 0), T0 - 1000)])[0]
     assert older.outcome is Outcome.OUT_OF_ORDER
@@ -108,7 +122,7 @@ def test_pings_of_an_offline_driver_are_refused(index: RedisDriverIndex) -> None
 def test_silent_drivers_vanish_from_search_after_the_ttl_and_are_swept(
         index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     driver = uuid.uuid4()
-    index.go_online(driver, Product.ECONOMY)
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
     index.ingest([PositionUpdate(driver, CENTRE, T0)])
 
     def search(now_ms: int) -> list[uuid.UUID]:
@@ -126,7 +140,7 @@ def test_silent_drivers_vanish_from_search_after_the_ttl_and_are_swept(
 def test_going_offline_removes_the_driver_immediately(
         index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     driver = uuid.uuid4()
-    index.go_online(driver, Product.ECONOMY)
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
     index.ingest([PositionUpdate(driver, CENTRE, T0)])
     assert index.go_offline(driver)
     assert index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=1000, now_ms=T0) == []
@@ -136,9 +150,9 @@ def test_going_offline_removes_the_driver_immediately(
 
 def test_status_and_product_filter_search(index: RedisDriverIndex) -> None:
     economy, comfort, busy = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    index.go_online(economy, Product.ECONOMY)
-    index.go_online(comfort, Product.COMFORT)
-    index.go_online(busy, Product.ECONOMY)
+    index.go_online(economy, Product.ECONOMY, now_ms=T0)
+    index.go_online(comfort, Product.COMFORT, now_ms=T0)
+    index.go_online(busy, Product.ECONOMY, now_ms=T0)
     index.ingest([PositionUpdate(d, offset(CENTRE, 50 * i, 0), T0)
                   for i, d in enumerate((economy, comfort, busy))])
     index.set_status(busy, DriverStatus.ON_TRIP)
@@ -165,7 +179,7 @@ def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count:
         product = rng.choice(list(Product))
         point = offset(CENTRE, rng.uniform(-spread_m, spread_m), rng.uniform(-spread_m, spread_m))
         age_ms = rng.choice([0, 5_000, 29_000, 31_000, 60_000])
-        index.go_online(driver, product)
+        index.go_online(driver, product, now_ms=T0)
         index.ingest([PositionUpdate(driver, point, T0 - age_ms)])
         drivers[driver] = (product, point, age_ms)
     query = offset(CENTRE, rng.uniform(-500, 500), rng.uniform(-500, 500))
@@ -184,20 +198,25 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     """The exact interleaving that leaves a ghost without tombstones, replayed step by step:
     ping A (ts 5) moves R1 -> R2, ping B (ts 6) moves back R2 -> R1; B's region steps run
     first, then A's late place in R2 arrives."""
-    driver = uuid.uuid4().hex
+    driver = uuid.uuid4()
     near = cell_of(CENTRE, 9)
     far = cell_of(offset(CENTRE, 0, 400_000), 9)
     r1, r2 = index.region_prefix(index.region_of(near)), index.region_prefix(index.region_of(far))
     assert r1 != r2
 
     def place(prefix: str, cell: str, ts: int) -> None:
-        index._place(args=[prefix, driver, cell, 0, ts, CENTRE.lat, CENTRE.lng, -1, 1])
+        record = PLACE_IN.pack(driver.bytes, cell.encode(), 0, ts, CENTRE.lat, CENTRE.lng, -1, 1)
+        assert len(record) == 59
+        index._run("place", args=[prefix, record])
 
-    place(r1, near, 4)                       # where the driver was
-    place(r1, near, 6)                       # B lands back in R1
-    index._evict(args=[r2, driver, 6])       # B evicts R2 (nothing there yet)
-    place(r2, far, 5)                        # A's place arrives late
-    index._evict(args=[r1, driver, 5])       # A's evict of R1 is older than B: no effect
-    assert not redis_client.hexists(f"{r2}:at", driver)
-    assert redis_client.hexists(f"{r1}:at", driver)
-    assert len(cells_listing(redis_client, uuid.UUID(driver))) == 1
+    def evict(prefix: str, ts: int) -> None:
+        index._run("evict", args=[prefix, EVICT_IN.pack(driver.bytes, ts)])
+
+    place(r1, near, 4)      # where the driver was
+    place(r1, near, 6)      # B lands back in R1
+    evict(r2, 6)            # B evicts R2 (nothing there yet)
+    place(r2, far, 5)       # A's place arrives late
+    evict(r1, 5)            # A's evict of R1 is older than B: no effect
+    assert not live_in(redis_client, r2, driver)
+    assert live_in(redis_client, r1, driver)
+    assert len(cells_listing(redis_client, driver)) == 1

@@ -1,0 +1,21 @@
+-- Shared by the region scripts (prepended to each): the `at` record and batched reads/writes.
+-- `at` maps driver -> '<dc15BB' (ts, cell, product, status); cell = 15 NUL bytes marks a
+-- tombstone: the driver left the region at ts, and nothing older may place it again.
+local NONE = string.rep('\0', 15)
+local CHUNK = 500
+
+local function hmget(key, ids)
+  local values = {}
+  for first = 1, #ids, CHUNK do
+    local last = math.min(#ids, first + CHUNK - 1)
+    local got = redis.call('HMGET', key, unpack(ids, first, last))
+    for j = 1, last - first + 1 do values[first + j - 1] = got[j] end
+  end
+  return values
+end
+
+local function hset_pairs(key, flat)
+  for first = 1, #flat, CHUNK * 2 do
+    redis.call('HSET', key, unpack(flat, first, math.min(#flat, first + CHUNK * 2 - 1)))
+  end
+end

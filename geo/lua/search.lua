@@ -3,14 +3,25 @@
 --   then per ring: ncells, gap_next_m, cell...
 -- Stops after a ring once it holds k drivers all nearer than the next ring can be.
 -- Returns flat {id, dist_m, lat, lng, ts_ms, heading, ...} nearest first.
+-- A flat-earth distance (off by far less than 1% at city scale) screens each entry; only
+-- entries that may enter the top k pay for the exact haversine.
 local p, product = ARGV[1], ARGV[2]
 local fresh_after = tonumber(ARGV[3]) - tonumber(ARGV[4])
 local rad = math.pi / 180
-local lat0, lng0 = tonumber(ARGV[5]) * rad, tonumber(ARGV[6]) * rad
+local M_PER_DEG = 6371008.8 * rad
+local lat0d, lng0d = tonumber(ARGV[5]), tonumber(ARGV[6])
+local lat0 = lat0d * rad
 local coslat0 = math.cos(lat0)
 local radius, k, want = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local nrings = tonumber(ARGV[10])
 local best = {}
+local function limit2()
+  local limit = radius
+  if #best >= k and best[#best][1] < limit then limit = best[#best][1] end
+  local deg = limit / M_PER_DEG * 1.01
+  return deg * deg
+end
+local screen = limit2()
 local i = 11
 for _ = 1, nrings do
   local ncells, gap_next = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
@@ -20,19 +31,22 @@ for _ = 1, nrings do
     for j = 1, #kv, 2 do
       local lat, lng, ts, st, hdg = struct.unpack('<dddBh', kv[j + 1])
       if st == want and ts >= fresh_after then
-        local la = lat * rad
-        local dp, dl = la - lat0, lng * rad - lng0
-        local h = math.sin(dp / 2) ^ 2 + coslat0 * math.cos(la) * math.sin(dl / 2) ^ 2
-        local d = 2 * 6371008.8 * math.asin(math.min(1, math.sqrt(h)))
-        if d <= radius and (#best < k or d < best[#best][1]) then
-          local row = {d, kv[j], lat, lng, ts, hdg}
-          local pos = #best + 1
-          while pos > 1 and (best[pos - 1][1] > d) do
-            best[pos] = best[pos - 1]
-            pos = pos - 1
+        local dy, dx = lat - lat0d, (lng - lng0d) * coslat0
+        if dx * dx + dy * dy <= screen then
+          local la = lat * rad
+          local h = math.sin((la - lat0) / 2) ^ 2
+            + coslat0 * math.cos(la) * math.sin((lng - lng0d) * rad / 2) ^ 2
+          local d = 2 * 6371008.8 * math.asin(math.min(1, math.sqrt(h)))
+          if d <= radius and (#best < k or d < best[#best][1]) then
+            local pos = #best + 1
+            while pos > 1 and best[pos - 1][1] > d do
+              best[pos] = best[pos - 1]
+              pos = pos - 1
+            end
+            best[pos] = {d, kv[j], lat, lng, ts, hdg}
+            if #best > k then best[#best] = nil end
+            screen = limit2()
           end
-          best[pos] = row
-          if #best > k then best[#best] = nil end
         end
       end
     end

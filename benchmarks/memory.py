@@ -1,0 +1,53 @@
+"""Bytes per online driver in Redis: the index vs the same drivers in one GEO set.
+
+Run: `python -m benchmarks.memory` (BENCH_SIZES as for the other benchmarks).
+"""
+
+from __future__ import annotations
+
+import redis
+
+from benchmarks.city import make_city
+from benchmarks.report import Figure, bench_redis, header, show, sizes
+from core.products import Product
+from core.settings import Settings
+from geo.index import PositionUpdate, RedisDriverIndex
+
+T0 = 1_800_000_000_000
+
+
+def used(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+def main() -> None:
+    settings = Settings()
+    client = bench_redis(settings)
+    header("Memory: bytes per online driver (INFO memory) vs one GEO set of the same drivers")
+    for n in sizes():
+        city = make_city(n)
+        client.flushdb()
+        base = used(client)
+        index = RedisDriverIndex(client)
+        for driver in city.ids:
+            index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        updates = [PositionUpdate(d, p, T0) for d, p in zip(city.ids, city.points, strict=True)]
+        for i in range(0, n, 10_000):
+            index.ingest(updates[i:i + 10_000])
+        ours = (used(client) - base) / n
+        client.flushdb()
+        base = used(client)
+        for i in range(0, n, 10_000):
+            values: list[object] = []
+            for d, p in zip(city.ids[i:i + 10_000], city.points[i:i + 10_000], strict=True):
+                values += [p.lng, p.lat, d.bytes]
+            client.geoadd("bench:geo", values)
+        geo = (used(client) - base) / n
+        client.flushdb()
+        print(f" {n:,} drivers")
+        show(Figure("index", ours, "B/driver", "one GEO set (16-byte members)", geo,
+                    higher_is_better=False, target="<= 4x"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Printing figures beside their baselines, with the ratio and the target."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from dataclasses import dataclass
+
+import redis
+
+from core.settings import Settings
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str
+    baseline_name: str
+    baseline: float
+    higher_is_better: bool = True
+    target: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+
+def show(figure: Figure) -> None:
+    print(f"  {figure.name:44} {figure.value:>14,.1f} {figure.unit:9} | "
+          f"{figure.baseline_name:34} {figure.baseline:>14,.1f} | ratio {figure.ratio:6.2f}x"
+          + (f" | target {figure.target}" if figure.target else ""), flush=True)
+
+
+def header(title: str) -> None:
+    print(f"\n== {title} ==", flush=True)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def sizes() -> list[int]:
+    """Driver counts to run: BENCH_SIZES=10000,100000,1000000 by default."""
+    raw = os.environ.get("BENCH_SIZES", "10000,100000,1000000")
+    return [int(s) for s in raw.split(",") if s.strip()]
+
+
+def bench_redis(settings: Settings) -> redis.Redis:
+    """The benchmark's Redis database (flushed between runs: never point it at real data)."""
+    return redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", settings.redis_url))

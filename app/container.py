@@ -62,6 +62,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
 
 def make_index(client: redis.Redis, settings: Settings) -> RedisDriverIndex:
     return RedisDriverIndex(client, resolution=settings.h3_index_resolution,
+                            levels=settings.search_levels,
                             region_resolution=settings.h3_region_resolution,
                             prefix=settings.redis_key_prefix, ttl_s=settings.driver_ttl_s,
                             max_speed_kmh=settings.ping_max_speed_kmh,

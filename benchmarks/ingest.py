@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import redis
 
+from benchmarks.baselines import geoadd_all
 from benchmarks.city import City, make_city, moved
 from benchmarks.report import Figure, bench_redis, header, show, sizes
 from core.products import Product
@@ -67,16 +68,8 @@ def geoadd_pipelined(client: redis.Redis, city: City) -> float:
 
 
 def geoadd_multi(client: redis.Redis, city: City) -> float:
-    members = [d.bytes for d in city.ids]
-
-    def run() -> None:
-        for i in range(0, len(members), BATCH):
-            values: list[object] = []
-            for member, p in zip(members[i:i + BATCH], city.points[i:i + BATCH], strict=True):
-                values += [p.lng, p.lat, member]
-            client.geoadd("bench:geo2", values)
-
-    return rate(len(members), run)
+    return rate(len(city.ids),
+                lambda: geoadd_all(client, "bench:geo2", city.ids, city.points, BATCH))
 
 
 def main() -> None:

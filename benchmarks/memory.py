@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import redis
 
+from benchmarks.baselines import geoadd_all
 from benchmarks.city import make_city
 from benchmarks.report import Figure, bench_redis, header, show, sizes
 from core.products import Product
@@ -37,11 +38,7 @@ def main() -> None:
         ours = (used(client) - base) / n
         client.flushdb()
         base = used(client)
-        for i in range(0, n, 10_000):
-            values: list[object] = []
-            for d, p in zip(city.ids[i:i + 10_000], city.points[i:i + 10_000], strict=True):
-                values += [p.lng, p.lat, d.bytes]
-            client.geoadd("bench:geo", values)
+        geoadd_all(client, "bench:geo", city.ids, city.points)
         geo = (used(client) - base) / n
         client.flushdb()
         print(f" {n:,} drivers")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import psycopg2
 import redis
 
+from benchmarks.baselines import geoadd_all
 from benchmarks.city import City, make_city, query_points
 from benchmarks.report import Figure, bench_redis, header, median, percentile, show, sizes
 from core.products import Product
@@ -43,12 +44,8 @@ def load_redis(client: redis.Redis, city: City, kinds: list[Product]) -> RedisDr
     for i in range(0, len(updates), 10_000):
         index.ingest(updates[i:i + 10_000])
     for kind in Product:
-        values: list[object] = []
-        for d, p, k in zip(city.ids, city.points, kinds, strict=True):
-            if k is kind:
-                values += [p.lng, p.lat, d.bytes]
-        for i in range(0, len(values), 30_000):
-            client.geoadd(f"bench:geo:{kind.value}", values[i:i + 30_000])
+        mine = [(d, p) for d, p, k in zip(city.ids, city.points, kinds, strict=True) if k is kind]
+        geoadd_all(client, f"bench:geo:{kind.value}", [d for d, _ in mine], [p for _, p in mine])
     return index
 
 
@@ -89,53 +86,61 @@ def dsn(settings: Settings) -> str:
     return settings.database_url.replace("postgresql+psycopg2://", "postgresql://")
 
 
+def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatLng]) -> float:
+    """Load n drivers everywhere, print the figures; returns the index's cost per query (us)."""
+    city, kinds = make_city(n), products(n)
+    client.flushdb()
+    index = load_redis(client, city, kinds)
+    pg = load_postgis(dsn(settings), city, kinds)
+    cur = pg.cursor()
+
+    def ours(q: LatLng) -> object:
+        return index.nearby(q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0)
+
+    def geosearch(q: LatLng) -> object:
+        return client.geosearch("bench:geo:economy", longitude=q.lng, latitude=q.lat,
+                                radius=RADIUS_M, unit="m", sort="ASC", count=K, withdist=True)
+
+    def knn(q: LatLng) -> object:
+        cur.execute("EXECUTE knn(%s, %s)", (q.lng, q.lat))
+        return cur.fetchall()
+
+    found = [index.nearby(q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0)
+             for q in queries[:200]]
+    _check_same(found, queries[:200], cur)
+    ours_qps, ours_lat = measure(queries, ours)
+    geo_qps, geo_lat = measure(queries, geosearch)
+    pg_qps, pg_lat = measure(queries, knn)
+    print(f" {n:,} drivers (mean {sum(len(f) for f in found) / len(found):.1f} results)")
+    show(Figure("index queries/s", ours_qps, "q/s", "GEOSEARCH BYRADIUS ... COUNT 10 ASC",
+                geo_qps, target=">= 10x at 100k"))
+    show(Figure("index queries/s", ours_qps, "q/s", "PostGIS KNN (GiST, prepared)", pg_qps,
+                target=">= 2x at 100k"))
+    show(Figure("index p50", median(ours_lat), "us", "GEOSEARCH p50", median(geo_lat), False))
+    show(Figure("index p50", median(ours_lat), "us", "PostGIS p50", median(pg_lat), False))
+    show(Figure("index p99", percentile(ours_lat, 0.99), "us", "GEOSEARCH p99",
+                percentile(geo_lat, 0.99), False, target="index p99 <= 2000 us"))
+    show(Figure("index p99", percentile(ours_lat, 0.99), "us", "PostGIS p99",
+                percentile(pg_lat, 0.99), False))
+    cur.execute("DROP TABLE bench_drivers")
+    pg.close()
+    return 1e6 / ours_qps
+
+
 def main() -> None:
     settings = Settings()
     client = bench_redis(settings)
     queries = query_points(QUERIES)
     header(f"Nearby: K={K}, {RADIUS_M / 1000:.0f} km, available economy; {QUERIES} queries, "
            "one client")
-    per_query_us: dict[int, float] = {}
-    for n in sizes():
-        city, kinds = make_city(n), products(n)
-        client.flushdb()
-        index = load_redis(client, city, kinds)
-        pg = load_postgis(dsn(settings), city, kinds)
-        found = [index.nearby(q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0)
-                 for q in queries[:200]]
-        ours_qps, ours = measure(queries, lambda q: index.nearby(
-            q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0))
-        geo_qps, geo = measure(queries, lambda q: client.geosearch(
-            "bench:geo:economy", longitude=q.lng, latitude=q.lat, radius=RADIUS_M, unit="m",
-            sort="ASC", count=K, withdist=True))
-        cur = pg.cursor()
-
-        def knn(q: LatLng) -> object:
-            cur.execute("EXECUTE knn(%s, %s)", (q.lng, q.lat))
-            return cur.fetchall()
-
-        pg_qps, pgl = measure(queries, knn)
-        _check_same(found, queries[:200], client, cur)
-        per_query_us[n] = 1e6 / ours_qps
-        print(f" {n:,} drivers (mean {sum(len(f) for f in found) / len(found):.1f} results)")
-        show(Figure("index queries/s", ours_qps, "q/s", "GEOSEARCH BYRADIUS ... COUNT 10 ASC",
-                    geo_qps, target=">= 10x at 100k"))
-        show(Figure("index queries/s", ours_qps, "q/s", "PostGIS KNN (GiST, prepared)", pg_qps,
-                    target=">= 2x at 100k"))
-        show(Figure("index p50", median(ours), "us", "GEOSEARCH p50", median(geo), False))
-        show(Figure("index p99", percentile(ours, 0.99), "us", "GEOSEARCH p99",
-                    percentile(geo, 0.99), False, target="index p99 <= 2000 us"))
-        show(Figure("index p99", percentile(ours, 0.99), "us", "PostGIS p99",
-                    percentile(pgl, 0.99), False))
-        cur.execute("DROP TABLE bench_drivers")
-        pg.close()
+    per_query_us = {n: run_size(settings, client, n, queries) for n in sizes()}
     if 100_000 in per_query_us and 1_000_000 in per_query_us:
         show(Figure("per-query cost at 1M", per_query_us[1_000_000], "us", "at 100k",
                     per_query_us[100_000], False, target="<= 1.5x"))
     client.flushdb()
 
 
-def _check_same(found: list, queries: list[LatLng], client: redis.Redis, cur: object) -> None:
+def _check_same(found: list, queries: list[LatLng], cur: object) -> None:
     """The three answer the same question: the index's ids must equal PostGIS's."""
     mismatches = 0
     for q, ours in zip(queries, found, strict=True):

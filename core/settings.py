@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     h3_index_resolution: int = Field(9, ge=5, le=12)
     h3_surge_resolution: int = Field(7, ge=3, le=10)
     h3_region_resolution: int = Field(3, ge=0, le=5)
+    h3_search_resolutions: str = Field("10,9,8", description="index levels, finest first")
     redis_key_prefix: str = "rh"
     driver_ttl_s: float = Field(30.0, gt=0)
     driver_idle_offline_s: float = Field(3600.0, gt=0, description="silent this long: offline")
@@ -68,6 +69,18 @@ class Settings(BaseSettings):
         ):
             raise ValueError("JWT_SECRET must be set to a 32+ character secret in production")
         return self
+
+    @field_validator("h3_search_resolutions")
+    @classmethod
+    def _levels(cls, value: str) -> str:
+        levels = [int(v) for v in value.split(",") if v.strip()]
+        if not levels or any(not 6 <= lvl <= 13 for lvl in levels):
+            raise ValueError("search resolutions must be between 6 and 13")
+        return ",".join(str(lvl) for lvl in sorted(set(levels), reverse=True))
+
+    @cached_property
+    def search_levels(self) -> tuple[int, ...]:
+        return tuple(int(v) for v in self.h3_search_resolutions.split(","))
 
     @cached_property
     def kafka_servers(self) -> list[str]:

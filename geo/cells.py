@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import h3
+import h3.api.basic_int as h3i
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -50,22 +51,30 @@ def min_edge_m(cell: str) -> float:
     return min(h3.edge_length(e, "m") for e in h3.origin_to_directed_edges(cell))
 
 
+GAP_PER_RING = 0.9  # edges
+
+
 def ring_gap_m(cell: str, ring: int) -> float:
     """A lower bound on the distance from any point in `cell` to any point of its ring `ring`.
 
     On a hexagonal grid the gap grows by 1.5 edges per ring in the flat direction and by at
     least one edge per ring toward a vertex; 0.9 edge per ring leaves room for H3's distortion.
     """
-    return max(0, ring - 1) * 0.9 * min_edge_m(cell)
+    return max(0, ring - 1) * GAP_PER_RING * min_edge_m(cell)
 
 
-def rings(cell: str, first: int, last: int) -> list[list[str]]:
-    """Rings `first..last` around `cell` (pentagon-safe)."""
-    out: list[list[str]] = []
+def rings_within_m(cell: str, radius_m: float) -> int:
+    """The last ring around `cell` that can hold a point within radius_m of a point in it."""
+    return max(1, int(radius_m / (GAP_PER_RING * min_edge_m(cell))) + 1)
+
+
+def rings(cell: int, first: int, last: int) -> list[list[int]]:
+    """Rings `first..last` around `cell`, as integer cells (pentagon-safe)."""
+    out: list[list[int]] = []
     for k in range(first, last + 1):
         try:
-            out.append(list(h3.grid_ring(cell, k)))
+            out.append(list(h3i.grid_ring(cell, k)))
         except h3.H3BaseException:
-            inner = set(h3.grid_disk(cell, k - 1)) if k > 0 else set()
-            out.append([c for c in h3.grid_disk(cell, k) if c not in inner])
+            inner = set(h3i.grid_disk(cell, k - 1)) if k > 0 else set()
+            out.append([c for c in h3i.grid_disk(cell, k) if c not in inner])
     return out

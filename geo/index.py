@@ -30,15 +30,21 @@ import h3.api.basic_int as h3i
 import redis
 
 from core.products import PRODUCT_CODES, Product
-from geo.cells import LatLng, cell_of, ring_gap_m, rings
+from geo.cells import LatLng, ring_gap_m, rings, rings_within_m
 
 DIRECTORY_SHARDS = 64
-DIRECTORY = struct.Struct("<dddBBhBdd15s15s")
-CLAIM_IN = struct.Struct("<16sdddh15s15s")
+HINT_MAX_SCANNED = 300   # a search that read more entries than this tries a finer level next
+HINT_MAX_RINGS = 5       # one that needed more rings than this tries a coarser level next
+HINT_CAPACITY = 200_000
+MAX_FINE_RINGS = 2       # beyond rings 0-2 a finer level hands over to the next coarser one
+DIRECTORY = struct.Struct("<dddBBhBdd15s")
+CLAIM_IN = struct.Struct("<16sdddh15s")
 CLAIM_OUT = struct.Struct("<BBBB15s")
-PLACE_IN = struct.Struct("<16s15sBdddhB")
+PLACE_HEAD = struct.Struct("<16sBdddhB")
 EVICT_IN = struct.Struct("<16sd")
-NO_CELL = b"\0" * 15
+NO_REGION = b"\0" * 15
+NO_CELL = b"\0" * 8
+CELL_ID = struct.Struct("<Q")
 CODE_PRODUCTS = {code: product for product, code in PRODUCT_CODES.items()}
 
 
@@ -118,8 +124,8 @@ def _as_bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
-def _cell_text(raw: bytes) -> str | None:
-    return None if raw == NO_CELL else raw.decode()
+def _region_text(raw: bytes) -> str | None:
+    return None if raw == NO_REGION else raw.decode()
 
 
 # H3 index bits: resolution in bits 52-55, then one 3-bit digit per resolution 1..15.
@@ -140,6 +146,7 @@ class RedisDriverIndex:
         client: redis.Redis,
         *,
         resolution: int = 9,
+        levels: Sequence[int] = (10, 9, 8),
         region_resolution: int = 3,
         prefix: str = "rh",
         ttl_s: float = 30.0,
@@ -149,6 +156,10 @@ class RedisDriverIndex:
     ) -> None:
         self.client = client
         self.resolution = resolution
+        self.levels = tuple(sorted(set(levels), reverse=True))
+        if not self.levels or self.levels[-1] <= region_resolution or self.levels[0] > 15:
+            raise ValueError("search levels must lie between the region resolution and 15")
+        self._hints: dict[int, int] = {}
         self.region_resolution = region_resolution
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
@@ -178,7 +189,7 @@ class RedisDriverIndex:
     def go_online(self, driver_id: uuid.UUID, product: Product, *, now_ms: int) -> None:
         """Idempotent: an online driver keeps its position and status."""
         record = DIRECTORY.pack(0, 0, 0, DriverStatus.AVAILABLE, PRODUCT_CODES[product], -1, 0, 0,
-                                now_ms, NO_CELL, NO_CELL)
+                                now_ms, NO_REGION)
         self.client.hsetnx(self.directory_key(driver_id), driver_id.bytes, record)
 
     def go_offline(self, driver_id: uuid.UUID) -> bool:
@@ -190,7 +201,7 @@ class RedisDriverIndex:
             return False
         state = self._decode(driver_id, raw)
         if state.region:
-            self._run("evict", args=[self.region_prefix(state.region),
+            self._run("evict", args=[self.region_prefix(state.region), len(self.levels),
                                      EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1)])
         return True
 
@@ -199,18 +210,17 @@ class RedisDriverIndex:
                            args=[driver_id.bytes, int(status)])
         if region is None:
             return False
-        if region != NO_CELL:
-            self._run("status", args=[self.region_prefix(region.decode()), driver_id.bytes,
-                                      int(status)])
+        if region != NO_REGION:
+            self._run("status", args=[self.region_prefix(region.decode()), len(self.levels),
+                                      driver_id.bytes, int(status)])
         return True
 
     def get(self, driver_id: uuid.UUID) -> DriverState | None:
         raw = self.client.hget(self.directory_key(driver_id), driver_id.bytes)
         return None if raw is None else self._decode(driver_id, _as_bytes(raw))
 
-    @staticmethod
-    def _decode(driver_id: uuid.UUID, raw: bytes) -> DriverState:
-        lat, lng, ts, status, pcode, heading, flag, _, _, cell, region = DIRECTORY.unpack(raw)
+    def _decode(self, driver_id: uuid.UUID, raw: bytes) -> DriverState:
+        lat, lng, ts, status, pcode, heading, flag, _, _, region = DIRECTORY.unpack(raw)
         return DriverState(
             driver_id=driver_id,
             point=LatLng(lat, lng) if ts > 0 else None,
@@ -218,8 +228,8 @@ class RedisDriverIndex:
             status=DriverStatus(status),
             product=CODE_PRODUCTS[pcode],
             heading_deg=heading,
-            cell=_cell_text(cell),
-            region=_cell_text(region),
+            cell=f"{h3i.latlng_to_cell(lat, lng, self.resolution):x}" if ts > 0 else None,
+            region=_region_text(region),
             flagged=bool(flag),
         )
 
@@ -233,48 +243,50 @@ class RedisDriverIndex:
         shards: dict[int, list[int]] = defaultdict(list)
         records: list[bytes] = []
         places_of: list[tuple[bytes, bytes, bytes]] = []
-        to_cell, res, region_res = h3i.latlng_to_cell, self.resolution, self.region_resolution
+        to_cell, finest, coarser = h3i.latlng_to_cell, self.levels[0], self.levels[1:]
+        region_res, cell_id = self.region_resolution, CELL_ID.pack
         for i, u in enumerate(updates):
             member, lat, lng = u.driver_id.bytes, u.point.lat, u.point.lng
-            cell_int = to_cell(lat, lng, res)
-            cell = b"%x" % cell_int
-            region = b"%x" % parent_int(cell_int, region_res)
-            records.append(CLAIM_IN.pack(member, lat, lng, u.ts_ms, u.heading_deg, cell, region))
-            places_of.append((member, cell, region))
+            fine = to_cell(lat, lng, finest)
+            cells = cell_id(fine) + b"".join(cell_id(parent_int(fine, lvl)) for lvl in coarser)
+            region = b"%x" % parent_int(fine, region_res)
+            records.append(CLAIM_IN.pack(member, lat, lng, u.ts_ms, u.heading_deg, region))
+            places_of.append((member, cells, region))
             shards[member[0] % DIRECTORY_SHARDS].append(i)
         pipe = self.client.pipeline(transaction=False)
         for shard, members in shards.items():
             self._run("claim", keys=[self._shard_keys[shard]], client=pipe, args=[
                 b"".join(records[i] for i in members), self.max_speed_mps, self.sample_ms])
         replies = pipe.execute()
-        outcomes: list[tuple[int, int, int, int, bytes]] = [(0, 0, 0, 0, NO_CELL)] * len(updates)
+        outcomes: list[tuple[int, int, int, int, bytes]] = [(0, 0, 0, 0, NO_REGION)] * len(updates)
         for members, reply in zip(shards.values(), replies, strict=True):
             for j, i in enumerate(members):
                 outcomes[i] = CLAIM_OUT.unpack_from(reply, j * CLAIM_OUT.size)
         places: dict[bytes, list[bytes]] = defaultdict(list)
         evictions: dict[bytes, list[bytes]] = defaultdict(list)
         results: list[IngestResult] = []
-        for u, (member, cell, region), (code, status, pcode, publish, old) in zip(
+        for u, (member, cells, region), (code, status, pcode, publish, old) in zip(
                 updates, places_of, outcomes, strict=True):
             outcome = _OUTCOMES[code]
             if outcome is Outcome.APPLIED:
-                places[region].append(PLACE_IN.pack(member, cell, pcode, u.ts_ms, u.point.lat,
-                                                    u.point.lng, u.heading_deg, status))
+                places[region].append(PLACE_HEAD.pack(member, pcode, u.ts_ms, u.point.lat,
+                                                      u.point.lng, u.heading_deg, status) + cells)
             elif outcome is Outcome.IMPOSSIBLE:
                 evictions[region].append(EVICT_IN.pack(member, u.ts_ms))
-            if old != NO_CELL and old != region and outcome in (Outcome.APPLIED,
+            if old != NO_REGION and old != region and outcome in (Outcome.APPLIED,
                                                                 Outcome.IMPOSSIBLE):
                 evictions[old].append(EVICT_IN.pack(member, u.ts_ms))
             results.append(IngestResult(u.driver_id, outcome, publish == 1, _STATUSES[status],
                                         CODE_PRODUCTS[pcode] if status else None))
         if places or evictions:
             pipe = self.client.pipeline(transaction=False)
+            levels = len(self.levels)
             for region, blobs in places.items():
-                self._run("place", args=[self.region_prefix(region.decode()), b"".join(blobs)],
-                          client=pipe)
+                self._run("place", client=pipe,
+                          args=[self.region_prefix(region.decode()), levels, b"".join(blobs)])
             for region, blobs in evictions.items():
-                self._run("evict", args=[self.region_prefix(region.decode()), b"".join(blobs)],
-                          client=pipe)
+                self._run("evict", client=pipe,
+                          args=[self.region_prefix(region.decode()), levels, b"".join(blobs)])
             if places:
                 pipe.sadd(f"{self.prefix}:regions", *[r.decode() for r in places])
             pipe.execute()
@@ -290,46 +302,86 @@ class RedisDriverIndex:
         radius_m: float,
         now_ms: int,
         status: DriverStatus = DriverStatus.AVAILABLE,
+        level: int | None = None,
     ) -> list[NearbyDriver]:
-        """The k nearest fresh drivers within radius_m, nearest first (ties by id)."""
-        origin = cell_of(center, self.resolution)
-        last_ring = 1
-        while ring_gap_m(origin, last_ring + 1) <= radius_m:
-            last_ring += 1
+        """The k nearest fresh drivers within radius_m, nearest first.
+
+        Exact at every level; the level only sets the cost. It comes from a hint per coarse
+        area that follows the density seen: finer when a search scanned many entries, coarser
+        when it had to expand many rings.
+        """
+        fine = h3i.latlng_to_cell(center.lat, center.lng, self.levels[0])
+        area = parent_int(fine, self.levels[-1])
+        coarsest = len(self.levels) - 1
+        if level is not None:
+            return self._search_level(fine, level, center, product, k, radius_m, now_ms,
+                                      status, None)[0]
+        start = level = self._hints.get(area, 0)
+        while True:
+            cap = None if level == coarsest else MAX_FINE_RINGS
+            found, scanned, rings_used, done = self._search_level(
+                fine, level, center, product, k, radius_m, now_ms, status, cap)
+            if done:
+                break
+            level += 1          # too sparse here for this level: a coarser one is cheaper
+        if level > start or (rings_used > HINT_MAX_RINGS and level < coarsest):
+            self._hints[area] = min(level + (rings_used > HINT_MAX_RINGS), coarsest)
+        elif scanned > HINT_MAX_SCANNED and level > 0:
+            self._hints[area] = level - 1
+        if len(self._hints) > HINT_CAPACITY:
+            self._hints.clear()
+        return found
+
+    def _search_level(self, fine: int, level: int, center: LatLng, product: Product, k: int,
+                      radius_m: float, now_ms: int, status: DriverStatus,
+                      max_ring: int | None) -> tuple[list[NearbyDriver], int, int, bool]:
+        """Search one level; `done` is False when it stopped at `max_ring` unsure."""
+        origin = f"{parent_int(fine, self.levels[level]):x}"
+        last_ring = rings_within_m(origin, radius_m)
+        bounded = max_ring is not None and last_ring > max_ring
+        if max_ring is not None:
+            last_ring = min(last_ring, max_ring)
         pcode = PRODUCT_CODES[product]
         found: dict[uuid.UUID, NearbyDriver] = {}
+        scanned = rings_used = 0
         first, size = 0, 3
         while first <= last_ring:
             last = min(last_ring, first + size - 1)
-            self._search_rings(origin, first, last, center, pcode, k, radius_m, now_ms,
-                               status, found)
+            more, used = self._search_rings(origin, first, last, center, pcode, k, radius_m,
+                                            now_ms, status, found)
+            scanned, rings_used = scanned + more, first + used
             best = sorted(found.values(), key=lambda d: (d.distance_m, d.driver_id.hex))[:k]
             if len(best) >= k and best[-1].distance_m <= ring_gap_m(origin, last + 1):
-                return best
+                return best, scanned, rings_used, True
             first, size = last + 1, size * 2
-        return sorted(found.values(), key=lambda d: (d.distance_m, d.driver_id.hex))[:k]
+        best = sorted(found.values(), key=lambda d: (d.distance_m, d.driver_id.hex))[:k]
+        return best, scanned, rings_used, not bounded
 
     def _search_rings(self, origin: str, first: int, last: int, center: LatLng, pcode: int,
                       k: int, radius_m: float, now_ms: int, status: DriverStatus,
-                      found: dict[uuid.UUID, NearbyDriver]) -> None:
+                      found: dict[uuid.UUID, NearbyDriver]) -> tuple[int, int]:
         width = last - first + 1
-        by_region: dict[str, list[list[str]]] = defaultdict(lambda: [[] for _ in range(width)])
-        for offset, ring in enumerate(rings(origin, first, last)):
+        by_region: dict[int, list[list[bytes]]] = defaultdict(lambda: [[] for _ in range(width)])
+        region_res, cell_id = self.region_resolution, CELL_ID.pack
+        for offset, ring in enumerate(rings(int(origin, 16), first, last)):
             for cell in ring:
-                by_region[self.region_of(cell)][offset].append(cell)
+                by_region[parent_int(cell, region_res)][offset].append(cell_id(cell))
         head = [pcode, now_ms, self.ttl_ms, repr(center.lat), repr(center.lng), radius_m, k,
-                int(status), last - first + 1]
+                int(status), width]
         pipe = self.client.pipeline(transaction=False) if len(by_region) > 1 else None
         replies = []
         for region, per_ring in by_region.items():
-            args: list[object] = [self.region_prefix(region), *head]
+            args: list[object] = [self.region_prefix(f"{region:x}"), *head]
             for offset, cells in enumerate(per_ring):
                 args.extend([len(cells), ring_gap_m(origin, first + offset + 1), *cells])
             replies.append(self._run("search", args=args, client=pipe))
         if pipe is not None:
             replies = pipe.execute()
+        scanned = used = 0
         for flat in replies:
-            for i in range(0, len(flat), 6):
+            scanned += int(flat[0])
+            used = max(used, int(flat[1]))
+            for i in range(2, len(flat), 6):
                 driver_id = uuid.UUID(bytes=flat[i])
                 found[driver_id] = NearbyDriver(
                     driver_id=driver_id,
@@ -338,6 +390,7 @@ class RedisDriverIndex:
                     ts_ms=int(flat[i + 4]),
                     heading_deg=int(flat[i + 5]),
                 )
+        return scanned, used
 
     # -- freshness --------------------------------------------------------------------------
     def sweep(self, *, now_ms: int, batch: int = 1000, tombstone_keep_s: float = 600) -> int:
@@ -348,7 +401,8 @@ class RedisDriverIndex:
         tomb_cutoff = now_ms - int(tombstone_keep_s * 1000)
         for raw in self.client.smembers(f"{self.prefix}:regions"):
             prefix = self.region_prefix(_as_bytes(raw).decode())
-            removed += self._scan("sweep", [], [prefix], [cutoff, tomb_cutoff], batch)
+            removed += self._scan("sweep", [], [prefix, len(self.levels)], [cutoff, tomb_cutoff],
+                                  batch)
         for shard in range(DIRECTORY_SHARDS):
             key = f"{self.prefix}:dir:{{s{shard:02d}}}"
             self._scan("sweep_directory", [key], [], [now_ms - self.idle_offline_ms], batch)

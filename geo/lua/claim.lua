@@ -1,8 +1,8 @@
 -- Directory step of a batch of pings, for the drivers of one directory shard (one hash slot).
 -- KEYS[1] shard hash: driver id (16 bytes) -> directory record
---   '<dddBBhBddc15c15': lat, lng, ts, status, product, heading, flag, last_sample, since,
---   cell, region (15 NUL bytes when unknown).
--- ARGV[1] records, 72 bytes each: '<c16dddhc15c15' id, lat, lng, ts_ms, heading, cell, region.
+--   '<dddBBhBddc15': lat, lng, ts, status, product, heading, flag, last_sample, since,
+--   region (15 NUL bytes when unknown).
+-- ARGV[1] records, 57 bytes each: '<c16dddhc15' id, lat, lng, ts_ms, heading, region.
 -- ARGV[2] max speed (m/s), ARGV[3] sample interval (ms).
 -- Returns one 19-byte record per ping: '<BBBBc15' outcome, status, product, publish, old region.
 --   outcome: 0 offline, 1 out_of_order, 2 impossible (flagged), 3 applied
@@ -11,9 +11,9 @@ local max_speed, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
 local NONE = string.rep('\0', 15)
 local CHUNK = 500
 local rad = math.pi / 180
-local n = #blob / 72
+local n = #blob / 57
 local ids = {}
-for i = 1, n do ids[i] = string.sub(blob, (i - 1) * 72 + 1, (i - 1) * 72 + 16) end
+for i = 1, n do ids[i] = string.sub(blob, (i - 1) * 57 + 1, (i - 1) * 57 + 16) end
 local current = {}
 for first = 1, n, CHUNK do
   local last = math.min(n, first + CHUNK - 1)
@@ -22,13 +22,13 @@ for first = 1, n, CHUNK do
 end
 local out, latest, writes = {}, {}, {}
 for i = 1, n do
-  local id, lat, lng, ts, hdg, cell, region = struct.unpack('<c16dddhc15c15', blob, (i - 1) * 72 + 1)
+  local id, lat, lng, ts, hdg, region = struct.unpack('<c16dddhc15', blob, (i - 1) * 57 + 1)
   local v = latest[id] or current[i]
   if not v then
     out[i] = struct.pack('<BBBBc15', 0, 0, 0, 0, NONE)
   else
-    local lat0, lng0, ts0, status, product, _, _, lastpub, since, _, region0 =
-      struct.unpack('<dddBBhBddc15c15', v)
+    local lat0, lng0, ts0, status, product, _, _, lastpub, since, region0 =
+      struct.unpack('<dddBBhBddc15', v)
     if ts <= ts0 then
       out[i] = struct.pack('<BBBBc15', 1, status, product, 0, region0)
     else
@@ -43,8 +43,8 @@ for i = 1, n do
         end
       end
       if outcome == 3 and ts - lastpub >= sample then publish = 1; lastpub = ts end
-      local record = struct.pack('<dddBBhBddc15c15', lat, lng, ts, status, product, hdg, flag,
-        lastpub, since, cell, region)
+      local record = struct.pack('<dddBBhBddc15', lat, lng, ts, status, product, hdg, flag,
+        lastpub, since, region)
       latest[id] = record
       writes[#writes + 1] = id
       writes[#writes + 1] = record

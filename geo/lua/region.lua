@@ -1,7 +1,8 @@
 -- Shared by the region scripts (prepended to each): the `at` record and batched reads/writes.
--- `at` maps driver -> '<dc15BB' (ts, cell, product, status); cell = 15 NUL bytes marks a
+-- `at` maps driver -> '<dBB' ts, product, status, then one 8-byte H3 id per search level
+-- (finest first; cell keys are named by these raw ids). A first cell of 8 NUL bytes marks a
 -- tombstone: the driver left the region at ts, and nothing older may place it again.
-local NONE = string.rep('\0', 15)
+local NONE = string.rep('\0', 8)
 local CHUNK = 500
 
 local function hmget(key, ids)
@@ -18,4 +19,9 @@ local function hset_pairs(key, flat)
   for first = 1, #flat, CHUNK * 2 do
     redis.call('HSET', key, unpack(flat, first, math.min(#flat, first + CHUNK * 2 - 1)))
   end
+end
+
+-- The cell of level `l` (1 = finest) inside an `at` record.
+local function at_cell(record, l)
+  return string.sub(record, 11 + (l - 1) * 8, 10 + l * 8)
 end

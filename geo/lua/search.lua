@@ -2,16 +2,18 @@
 -- ARGV: prefix, product, now_ms, ttl_ms, lat, lng, radius_m, k, status, nrings,
 --   then per ring: ncells, gap_next_m, cell...
 -- Stops after a ring once it holds k drivers all nearer than the next ring can be.
--- Returns flat {id, dist_m, lat, lng, ts_ms, heading, ...} nearest first.
+-- Returns {entries scanned, rings used, id, dist_m, lat, lng, ts_ms, heading, ...} nearest first.
 -- A flat-earth distance (off by far less than 1% at city scale) screens each entry; only
 -- entries that may enter the top k pay for the exact haversine.
+local sin, cos, asin, sqrt, min = math.sin, math.cos, math.asin, math.sqrt, math.min
+local unpack_entry, call = struct.unpack, redis.call
 local p, product = ARGV[1], ARGV[2]
 local fresh_after = tonumber(ARGV[3]) - tonumber(ARGV[4])
 local rad = math.pi / 180
 local M_PER_DEG = 6371008.8 * rad
 local lat0d, lng0d = tonumber(ARGV[5]), tonumber(ARGV[6])
 local lat0 = lat0d * rad
-local coslat0 = math.cos(lat0)
+local coslat0 = cos(lat0)
 local radius, k, want = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local nrings = tonumber(ARGV[10])
 local best = {}
@@ -22,21 +24,23 @@ local function limit2()
   return deg * deg
 end
 local screen = limit2()
+local scanned, used = 0, 0
 local i = 11
 for _ = 1, nrings do
+  used = used + 1
   local ncells, gap_next = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   i = i + 2
   for c = i, i + ncells - 1 do
-    local kv = redis.call('HGETALL', p .. ':c:' .. ARGV[c] .. ':' .. product)
+    local kv = call('HGETALL', p .. ':c:' .. ARGV[c] .. ':' .. product)
+    scanned = scanned + #kv / 2
     for j = 1, #kv, 2 do
-      local lat, lng, ts, st, hdg = struct.unpack('<dddBh', kv[j + 1])
+      local lat, lng, ts, st, hdg = unpack_entry('<dddBh', kv[j + 1])
       if st == want and ts >= fresh_after then
         local dy, dx = lat - lat0d, (lng - lng0d) * coslat0
         if dx * dx + dy * dy <= screen then
           local la = lat * rad
-          local h = math.sin((la - lat0) / 2) ^ 2
-            + coslat0 * math.cos(la) * math.sin((lng - lng0d) * rad / 2) ^ 2
-          local d = 2 * 6371008.8 * math.asin(math.min(1, math.sqrt(h)))
+          local s1, s2 = sin((la - lat0) / 2), sin((lng - lng0d) * rad / 2)
+          local d = 2 * 6371008.8 * asin(min(1, sqrt(s1 * s1 + coslat0 * cos(la) * s2 * s2)))
           if d <= radius and (#best < k or d < best[#best][1]) then
             local pos = #best + 1
             while pos > 1 and best[pos - 1][1] > d do
@@ -54,7 +58,7 @@ for _ = 1, nrings do
   i = i + ncells
   if #best >= k and best[#best][1] <= gap_next then break end
 end
-local out = {}
+local out = {scanned, used}
 for _, row in ipairs(best) do
   out[#out + 1] = row[2]
   out[#out + 1] = string.format('%.3f', row[1])

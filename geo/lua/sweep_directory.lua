@@ -3,7 +3,7 @@
 local res = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 local kv, removed, cutoff = res[2], 0, tonumber(ARGV[3])
 for j = 1, #kv, 2 do
-  local _, _, ts, _, _, _, _, _, since = struct.unpack('<dddBBhBddc15c15', kv[j + 1])
+  local _, _, ts, _, _, _, _, _, since = struct.unpack('<dddBBhBddc15', kv[j + 1])
   if math.max(ts, since) < cutoff then
     redis.call('HDEL', KEYS[1], kv[j])
     removed = removed + 1

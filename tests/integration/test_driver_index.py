@@ -16,13 +16,15 @@ from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, cell_of, haversine_m
 from geo.index import (
+    CELL_ID,
     EVICT_IN,
     NO_CELL,
-    PLACE_IN,
+    PLACE_HEAD,
     DriverStatus,
     Outcome,
     PositionUpdate,
     RedisDriverIndex,
+    parent_int,
 )
 from simulations.rides import offset
 
@@ -31,18 +33,37 @@ T0 = 1_800_000_000_000
 
 
 def cells_listing(client: redis.Redis, driver: uuid.UUID) -> list[str]:
-    """Every cell hash in Redis that lists the driver (a full scan: test-only)."""
+    """Every cell hash in Redis that lists the driver, as hex cells (a full scan: test-only).
+
+    Cell keys are `<prefix>:{<region>}:c:<8-byte H3 id>:<product>`.
+    """
     found = []
-    for key in client.scan_iter(match=b"*:c:*"):
+    for key in client.scan_iter(match=b"*}:c:*"):
         if client.hexists(key, driver.bytes):
-            found.append(key.decode())
+            raw = key[key.index(b"}:c:") + 4:][:8]
+            found.append(f"{CELL_ID.unpack(raw)[0]:x}")
     return found
+
+
+def cells_by_level(client: redis.Redis, driver: uuid.UUID) -> dict[int, list[str]]:
+    """The cells listing the driver, grouped by H3 resolution."""
+    found: dict[int, list[str]] = {}
+    for cell in cells_listing(client, driver):
+        found.setdefault(h3.get_resolution(cell), []).append(cell)
+    return found
+
+
+def assert_only_at(client: redis.Redis, index: RedisDriverIndex, driver: uuid.UUID,
+                   point: LatLng) -> None:
+    """The driver is listed in exactly one cell per level: the cells of `point`."""
+    assert cells_by_level(client, driver) == {
+        level: [cell_of(point, level)] for level in index.levels}
 
 
 def live_in(client: redis.Redis, region_prefix: str, driver: uuid.UUID) -> bool:
     """Whether the region's `at` hash holds the driver as present (not as a tombstone)."""
     record = client.hget(f"{region_prefix}:at", driver.bytes)
-    return record is not None and record[8:23] != NO_CELL
+    return record is not None and record[10:18] != NO_CELL
 
 
 def test_a_driver_crossing_50_cells_under_8_writers_ends_in_exactly_one(
@@ -70,15 +91,14 @@ def test_a_driver_crossing_50_cells_under_8_writers_ends_in_exactly_one(
         t.join()
     state = index.get(driver)
     assert state is not None and state.ts_ms == updates[-1].ts_ms
-    listed = cells_listing(redis_client, driver)
-    assert len(listed) == 1
-    assert cell_of(track[-1], 9) in listed[0]
+    assert_only_at(redis_client, index, driver, track[-1])
 
 
 def test_a_move_across_a_region_boundary_leaves_no_ghost(
         redis_client: redis.Redis, settings: Settings) -> None:
     # Region resolution 7 makes region boundaries a few km apart, so the drive crosses several.
-    index = RedisDriverIndex(redis_client, resolution=9, region_resolution=7, prefix="rx")
+    index = RedisDriverIndex(redis_client, resolution=9, levels=(10, 8), region_resolution=7,
+                             prefix="rx")
     track = [offset(CENTRE, 0, 30 * i) for i in range(400)]
     regions = {h3.cell_to_parent(cell_of(p, 9), 7) for p in track}
     assert len(regions) >= 3
@@ -94,8 +114,7 @@ def test_a_move_across_a_region_boundary_leaves_no_ghost(
             t.start()
         for t in threads:
             t.join()
-        listed = cells_listing(redis_client, driver)
-        assert len(listed) == 1 and cell_of(track[-1], 9) in listed[0]
+        assert_only_at(redis_client, index, driver, track[-1])
         assert sum(live_in(redis_client, f"rx:{{{r}}}", driver) for r in regions) == 1
 
 
@@ -171,7 +190,8 @@ def test_status_and_product_filter_search(index: RedisDriverIndex) -> None:
 def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count: int, k: int,
                                     radius_m: float, spread_m: float) -> None:
     redis_client.flushdb()
-    index = RedisDriverIndex(redis_client, region_resolution=6)  # boundaries within reach
+    # Three levels; region boundaries within reach of the queries.
+    index = RedisDriverIndex(redis_client, levels=(11, 9, 7), region_resolution=6)
     rng = random.Random(seed)
     drivers = {}
     for _ in range(count):
@@ -183,14 +203,17 @@ def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count:
         index.ingest([PositionUpdate(driver, point, T0 - age_ms)])
         drivers[driver] = (product, point, age_ms)
     query = offset(CENTRE, rng.uniform(-500, 500), rng.uniform(-500, 500))
-    found = index.nearby(query, Product.ECONOMY, k=k, radius_m=radius_m, now_ms=T0)
     expected = sorted(
         (haversine_m(query, point), d.hex) for d, (product, point, age_ms) in drivers.items()
         if product is Product.ECONOMY and age_ms <= 30_000 and haversine_m(query, point) <= radius_m
     )[:k]
-    assert [d.driver_id.hex for d in found] == [h for _, h in expected]
-    for got, (dist, _) in zip(found, expected, strict=True):
-        assert got.distance_m == pytest.approx(dist, abs=0.01)
+    # Every level answers exactly; the adaptive choice of level changes only the cost.
+    for level in (None, *range(len(index.levels))):
+        found = index.nearby(query, Product.ECONOMY, k=k, radius_m=radius_m, now_ms=T0,
+                             level=level)
+        assert [d.driver_id.hex for d in found] == [h for _, h in expected], level
+        for got, (dist, _) in zip(found, expected, strict=True):
+            assert got.distance_m == pytest.approx(dist, abs=0.01)
 
 
 def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
@@ -199,18 +222,19 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     ping A (ts 5) moves R1 -> R2, ping B (ts 6) moves back R2 -> R1; B's region steps run
     first, then A's late place in R2 arrives."""
     driver = uuid.uuid4()
-    near = cell_of(CENTRE, 9)
-    far = cell_of(offset(CENTRE, 0, 400_000), 9)
+    near = cell_of(CENTRE, index.levels[0])
+    far = cell_of(offset(CENTRE, 0, 400_000), index.levels[0])
     r1, r2 = index.region_prefix(index.region_of(near)), index.region_prefix(index.region_of(far))
     assert r1 != r2
 
     def place(prefix: str, cell: str, ts: int) -> None:
-        record = PLACE_IN.pack(driver.bytes, cell.encode(), 0, ts, CENTRE.lat, CENTRE.lng, -1, 1)
-        assert len(record) == 59
-        index._run("place", args=[prefix, record])
+        fine = int(cell, 16)
+        cells = b"".join(CELL_ID.pack(parent_int(fine, lvl)) for lvl in index.levels)
+        record = PLACE_HEAD.pack(driver.bytes, 0, ts, CENTRE.lat, CENTRE.lng, -1, 1) + cells
+        index._run("place", args=[prefix, len(index.levels), record])
 
     def evict(prefix: str, ts: int) -> None:
-        index._run("evict", args=[prefix, EVICT_IN.pack(driver.bytes, ts)])
+        index._run("evict", args=[prefix, len(index.levels), EVICT_IN.pack(driver.bytes, ts)])
 
     place(r1, near, 4)      # where the driver was
     place(r1, near, 6)      # B lands back in R1
@@ -219,4 +243,5 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     evict(r1, 5)            # A's evict of R1 is older than B: no effect
     assert not live_in(redis_client, r2, driver)
     assert live_in(redis_client, r1, driver)
-    assert len(cells_listing(redis_client, driver)) == 1
+    assert set(cells_by_level(redis_client, driver)) == set(index.levels)
+    assert all(len(cells) == 1 for cells in cells_by_level(redis_client, driver).values())

@@ -14,7 +14,7 @@ from core.errors import Unauthorized
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _principal(
+async def _principal(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -25,7 +25,7 @@ def _principal(
 
 
 def _with_role(role: Role):
-    def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         if principal.role is not role:
             raise Unauthorized(f"a {role.value} token is required")
         return principal

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,7 @@ class Resources:
     engine: Engine
     sessions: sessionmaker[Session]
     redis: redis.Redis
+    aredis: AsyncRedis
     index: RedisDriverIndex
     limiter: PingRateLimiter
     eta: StraightLineEta
@@ -36,6 +38,10 @@ class Resources:
         self.redis.close()
         self.engine.dispose()
 
+    async def aclose(self) -> None:
+        await self.aredis.aclose()
+        self.close()
+
 
 def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
     engine = make_engine(settings.database_url)
@@ -46,6 +52,8 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
         engine=engine,
         sessions=make_session_factory(engine),
         redis=client,
+        aredis=AsyncRedis.from_url(settings.redis_url, socket_timeout=5,
+                                   socket_connect_timeout=2),
         index=make_index(client, settings),
         limiter=PingRateLimiter(client, rate_per_s=settings.ping_rate_per_s,
                                 burst=settings.ping_rate_burst, prefix=settings.redis_key_prefix),

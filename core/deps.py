@@ -1,4 +1,8 @@
-"""Dependency aliases for what the composition root puts on `app.state`."""
+"""Dependency aliases for what the composition root puts on `app.state`.
+
+Those that only read `app.state` are `async`: FastAPI runs sync dependencies in its
+threadpool, a thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,11 @@ from core.clock import Clock
 from core.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     return request.app.state.clock
 
 

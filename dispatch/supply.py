@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,7 @@ from events.catalogue import EventType
 from events.envelope import Envelope
 from events.publisher import Publisher
 from geo.cells import cell_of
-from geo.index import Outcome, PositionUpdate, RedisDriverIndex
+from geo.index import IngestResult, Outcome, PositionUpdate, RedisDriverIndex
 from geo.pings import Ping, PingRules, triage
 from geo.ratelimit import PingRateLimiter
 from trips.domain import DRIVER_ASSIGNED
@@ -47,27 +48,45 @@ def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverInde
     index.go_offline(driver_id)
 
 
-def report_locations(*, driver_id: uuid.UUID, pings: list[Ping], now_ms: int,
-                     index: RedisDriverIndex, limiter: PingRateLimiter, rules: PingRules,
-                     publisher: Publisher | None, resolution: int) -> LocationReport:
-    """Screen the batch, apply its newest good ping, sample it to `driver-locations`."""
-    if not limiter.allow(driver_id, now_ms=now_ms):
+async def report_locations_async(*, driver_id: uuid.UUID, pings: list[Ping], now_ms: int,
+                                 index: RedisDriverIndex, limiter: PingRateLimiter,
+                                 rules: PingRules, publisher: Publisher | None, resolution: int,
+                                 aclient: AsyncRedis) -> LocationReport:
+    """Screen the batch, apply its newest good ping, sample it to `driver-locations`.
+
+    Async on the asyncio Redis client: the API's hottest path takes no thread per request.
+    """
+    if not await limiter.allow_async(driver_id, now_ms=now_ms, aclient=aclient):
         raise RateLimited("too many location posts; slow down")
+    report, update, newest = _screen(driver_id, pings, now_ms, rules)
+    if update is None or newest is None:
+        return report
+    result = (await index.ingest_async([update], aclient))[0]
+    return _finish(report, result, newest, driver_id, publisher, resolution)
+
+
+def _screen(driver_id: uuid.UUID, pings: list[Ping], now_ms: int,
+            rules: PingRules) -> tuple[LocationReport, PositionUpdate | None, Ping | None]:
     screened = triage(pings, now=from_ms(now_ms), rules=rules)
     report = LocationReport(received=len(pings), dropped=dict(screened.dropped))
     newest = screened.newest
     if newest is None:
-        return report
+        return report, None, None
+    report.accepted = len(screened.kept)
     heading = int(newest.heading_deg) % 360 if newest.heading_deg is not None else -1
-    result = index.ingest([PositionUpdate(driver_id, newest.point, to_ms(newest.recorded_at),
-                                          heading)])[0]
+    return report, PositionUpdate(driver_id, newest.point, to_ms(newest.recorded_at),
+                                  heading), newest
+
+
+def _finish(report: LocationReport, result: IngestResult, newest: Ping, driver_id: uuid.UUID,
+            publisher: Publisher | None, resolution: int) -> LocationReport:
     if result.outcome is Outcome.OFFLINE:
         raise Conflict("the driver is offline; go online before sending locations")
     if result.outcome is not Outcome.APPLIED:
         report.dropped[result.outcome.value] = (report.dropped.get(result.outcome.value, 0)
-                                                + len(screened.kept))
+                                                + report.accepted)
+        report.accepted = 0
         return report
-    report.accepted = len(screened.kept)
     report.position_updated = True
     if result.publish and publisher is not None:
         event = Envelope(type=EventType.DRIVER_LOCATION, key=str(driver_id),

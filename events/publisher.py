@@ -110,7 +110,8 @@ class LazyKafkaPublisher:
         with self._lock:
             if self._inner is None and time.monotonic() >= self._next_try:
                 try:
-                    self._inner = KafkaPublisher(self._settings, acks=1, enable_idempotence=False)
+                    self._inner = KafkaPublisher(self._settings, acks=1, enable_idempotence=False,
+                                                 max_block_ms=500, linger_ms=50)
                 except KafkaError:
                     log.warning("Kafka unreachable; location samples are dropped for now")
                     self._next_try = time.monotonic() + self._retry_after_s

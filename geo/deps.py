@@ -11,15 +11,15 @@ from geo.index import RedisDriverIndex
 from geo.ratelimit import PingRateLimiter
 
 
-def get_index(request: Request) -> RedisDriverIndex:
+async def get_index(request: Request) -> RedisDriverIndex:
     return request.app.state.index
 
 
-def get_eta(request: Request) -> StraightLineEta:
+async def get_eta(request: Request) -> StraightLineEta:
     return request.app.state.eta
 
 
-def get_limiter(request: Request) -> PingRateLimiter:
+async def get_limiter(request: Request) -> PingRateLimiter:
     return request.app.state.limiter
 
 

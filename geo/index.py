@@ -16,11 +16,12 @@ spans two slots. Drivers are 16-byte ids; records travel as fixed-width binary.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import struct
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from importlib import resources
@@ -28,6 +29,8 @@ from typing import Any
 
 import h3.api.basic_int as h3i
 import redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import NoScriptError
 
 from core.products import PRODUCT_CODES, Product
 from geo.cells import LatLng, ring_gap_m, rings, rings_within_m
@@ -119,6 +122,79 @@ def load_script(name: str) -> str:
     return source
 
 
+Call = tuple[str, list[Any], list[Any]]  # script name (or SADD), keys, args
+IngestPlan = Generator[list[Call], list[Any], list[IngestResult]]
+SADD = "SADD"
+
+
+class Scripts:
+    """Lua scripts called by SHA (redis-py's Script objects add a SCRIPT EXISTS round trip to
+    every pipeline). Loaded at start-up; reloaded once if Redis lost them (a restart)."""
+
+    def __init__(self, client: redis.Redis, names: Sequence[str]) -> None:
+        self._client = client
+        self._sources = {name: load_script(name) for name in names}
+        self._shas = {name: hashlib.sha1(src.encode()).hexdigest()
+                      for name, src in self._sources.items()}
+        self._loaded = False
+
+    def load(self) -> None:
+        for source in self._sources.values():
+            self._client.script_load(source)
+        self._loaded = True
+
+    def call(self, name: str, keys: Sequence[Any], args: Sequence[Any], client: Any) -> Any:
+        if not self._loaded:
+            self.load()
+        target = client if client is not None else self._client
+        try:
+            return target.evalsha(self._shas[name], len(keys), *keys, *args)
+        except NoScriptError:
+            self.load()
+            return target.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    def execute(self, pipe: Any) -> list[Any]:
+        """Run a pipeline of script calls; on NOSCRIPT the scripts are loaded for next time."""
+        try:
+            return pipe.execute()
+        except NoScriptError:
+            self.load()
+            raise
+
+    def _queue(self, pipe: Any, calls: Sequence[Call]) -> Any:
+        for name, keys, args in calls:
+            if name == SADD:
+                pipe.sadd(keys[0], *args)
+            else:
+                pipe.evalsha(self._shas[name], len(keys), *keys, *args)
+        return pipe
+
+    def run_calls(self, client: redis.Redis, calls: Sequence[Call]) -> list[Any]:
+        """One round trip for the calls. A Redis that lost its scripts (a restart) fails every
+        EVALSHA of the batch, so loading them and running the batch again is safe."""
+        if not self._loaded:
+            self.load()
+        try:
+            return self._queue(client.pipeline(transaction=False), calls).execute()
+        except NoScriptError:
+            self.load()
+            return self._queue(client.pipeline(transaction=False), calls).execute()
+
+    async def run_calls_async(self, client: AsyncRedis, calls: Sequence[Call]) -> list[Any]:
+        if not self._loaded:
+            await self.load_async(client)
+        try:
+            return await self._queue(client.pipeline(transaction=False), calls).execute()
+        except NoScriptError:
+            await self.load_async(client)
+            return await self._queue(client.pipeline(transaction=False), calls).execute()
+
+    async def load_async(self, client: AsyncRedis) -> None:
+        for source in self._sources.values():
+            await client.script_load(source)
+        self._loaded = True
+
+
 def _as_bytes(value: bytes | str) -> bytes:
     """The index's client never decodes replies; this narrows redis-py's reply type."""
     return value if isinstance(value, bytes) else value.encode()
@@ -160,6 +236,7 @@ class RedisDriverIndex:
         if not self.levels or self.levels[-1] <= region_resolution or self.levels[0] > 15:
             raise ValueError("search levels must lie between the region resolution and 15")
         self._hints: dict[int, int] = {}
+        self._known_regions: set[bytes] = set()
         self.region_resolution = region_resolution
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
@@ -167,9 +244,8 @@ class RedisDriverIndex:
         self.sample_ms = int(sample_s * 1000)
         self.idle_offline_ms = int(idle_offline_s * 1000)
         self._shard_keys = [f"{prefix}:dir:{{s{i:02d}}}" for i in range(DIRECTORY_SHARDS)]
-        scripts = ("claim", "place", "evict", "status", "dir_status", "search", "sweep",
-                   "sweep_directory")
-        self._scripts = {name: client.register_script(load_script(name)) for name in scripts}
+        self._scripts = Scripts(client, ("claim", "place", "evict", "status", "dir_status",
+                                         "search", "sweep", "sweep_directory"))
 
     # -- keys -------------------------------------------------------------------------------
     def directory_key(self, driver_id: uuid.UUID) -> str:
@@ -183,7 +259,7 @@ class RedisDriverIndex:
 
     def _run(self, name: str, keys: Sequence[Any] = (), args: Sequence[Any] = (),
              client: Any = None) -> Any:
-        return self._scripts[name](keys=list(keys), args=list(args), client=client)
+        return self._scripts.call(name, keys, args, client)
 
     # -- lifecycle --------------------------------------------------------------------------
     def go_online(self, driver_id: uuid.UUID, product: Product, *, now_ms: int) -> None:
@@ -240,6 +316,27 @@ class RedisDriverIndex:
     # -- pings ------------------------------------------------------------------------------
     def ingest(self, updates: Sequence[PositionUpdate]) -> list[IngestResult]:
         """Apply one newest position per driver; two pipelined round trips for the batch."""
+        plan = self._ingest_plan(updates)
+        try:
+            calls = next(plan)
+            while True:
+                calls = plan.send(self._scripts.run_calls(self.client, calls))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    async def ingest_async(self, updates: Sequence[PositionUpdate],
+                           aclient: AsyncRedis) -> list[IngestResult]:
+        """`ingest` on an asyncio Redis client (the HTTP ping path: no thread per request)."""
+        plan = self._ingest_plan(updates)
+        try:
+            calls = next(plan)
+            while True:
+                calls = plan.send(await self._scripts.run_calls_async(aclient, calls))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+    def _ingest_plan(self, updates: Sequence[PositionUpdate]) -> IngestPlan:
+        """The ingest logic without I/O: yields each round trip's calls, receives the replies."""
         shards: dict[int, list[int]] = defaultdict(list)
         records: list[bytes] = []
         places_of: list[tuple[bytes, bytes, bytes]] = []
@@ -253,11 +350,9 @@ class RedisDriverIndex:
             records.append(CLAIM_IN.pack(member, lat, lng, u.ts_ms, u.heading_deg, region))
             places_of.append((member, cells, region))
             shards[member[0] % DIRECTORY_SHARDS].append(i)
-        pipe = self.client.pipeline(transaction=False)
-        for shard, members in shards.items():
-            self._run("claim", keys=[self._shard_keys[shard]], client=pipe, args=[
-                b"".join(records[i] for i in members), self.max_speed_mps, self.sample_ms])
-        replies = pipe.execute()
+        replies = yield [("claim", [self._shard_keys[shard]],
+                          [b"".join(records[i] for i in members), self.max_speed_mps,
+                           self.sample_ms]) for shard, members in shards.items()]
         outcomes: list[tuple[int, int, int, int, bytes]] = [(0, 0, 0, 0, NO_REGION)] * len(updates)
         for members, reply in zip(shards.values(), replies, strict=True):
             for j, i in enumerate(members):
@@ -278,18 +373,18 @@ class RedisDriverIndex:
                 evictions[old].append(EVICT_IN.pack(member, u.ts_ms))
             results.append(IngestResult(u.driver_id, outcome, publish == 1, _STATUSES[status],
                                         CODE_PRODUCTS[pcode] if status else None))
-        if places or evictions:
-            pipe = self.client.pipeline(transaction=False)
-            levels = len(self.levels)
-            for region, blobs in places.items():
-                self._run("place", client=pipe,
-                          args=[self.region_prefix(region.decode()), levels, b"".join(blobs)])
-            for region, blobs in evictions.items():
-                self._run("evict", client=pipe,
-                          args=[self.region_prefix(region.decode()), levels, b"".join(blobs)])
-            if places:
-                pipe.sadd(f"{self.prefix}:regions", *[r.decode() for r in places])
-            pipe.execute()
+        levels = len(self.levels)
+        calls: list[Call] = [
+            ("place", [], [self.region_prefix(region.decode()), levels, b"".join(blobs)])
+            for region, blobs in places.items()]
+        calls += [("evict", [], [self.region_prefix(region.decode()), levels, b"".join(blobs)])
+                  for region, blobs in evictions.items()]
+        new_regions = [r.decode() for r in places if r not in self._known_regions]
+        if new_regions:
+            calls.append((SADD, [f"{self.prefix}:regions"], new_regions))
+            self._known_regions.update(places)
+        if calls:
+            yield calls
         return results
 
     # -- search -----------------------------------------------------------------------------
@@ -376,7 +471,7 @@ class RedisDriverIndex:
                 args.extend([len(cells), ring_gap_m(origin, first + offset + 1), *cells])
             replies.append(self._run("search", args=args, client=pipe))
         if pipe is not None:
-            replies = pipe.execute()
+            replies = self._scripts.execute(pipe)
         scanned = used = 0
         for flat in replies:
             scanned += int(flat[0])

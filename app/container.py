@@ -16,7 +16,6 @@ from events.publisher import LazyKafkaPublisher
 from geo.eta import StraightLineEta
 from geo.index import RedisDriverIndex
 from geo.pings import PingRules
-from geo.ratelimit import PingRateLimiter
 
 
 @dataclass
@@ -27,7 +26,6 @@ class Resources:
     redis: redis.Redis
     aredis: AsyncRedis
     index: RedisDriverIndex
-    limiter: PingRateLimiter
     eta: StraightLineEta
     clock: Clock
     ping_rules: PingRules
@@ -55,8 +53,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
         aredis=AsyncRedis.from_url(settings.redis_url, socket_timeout=5,
                                    socket_connect_timeout=2),
         index=make_index(client, settings),
-        limiter=PingRateLimiter(client, rate_per_s=settings.ping_rate_per_s,
-                                burst=settings.ping_rate_burst, prefix=settings.redis_key_prefix),
         eta=StraightLineEta(settings.eta_detour_factor, settings.eta_speed_kmh_peak,
                             settings.eta_speed_kmh_offpeak),
         clock=clock or SystemClock(),
@@ -75,4 +71,6 @@ def make_index(client: redis.Redis, settings: Settings) -> RedisDriverIndex:
                             prefix=settings.redis_key_prefix, ttl_s=settings.driver_ttl_s,
                             max_speed_kmh=settings.ping_max_speed_kmh,
                             sample_s=settings.location_sample_s,
-                            idle_offline_s=settings.driver_idle_offline_s)
+                            idle_offline_s=settings.driver_idle_offline_s,
+                            rate_per_s=settings.ping_rate_per_s,
+                            rate_burst=settings.ping_rate_burst)

@@ -57,7 +57,6 @@ def _attach(app: FastAPI, res: container.Resources) -> None:
     state.sessions = res.sessions
     state.clock = res.clock
     state.index = res.index
-    state.limiter = res.limiter
     state.eta = res.eta
     state.ping_rules = res.ping_rules
     state.location_publisher = res.location_publisher

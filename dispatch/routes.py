@@ -21,7 +21,7 @@ from dispatch.schemas import (
     fare_of,
 )
 from geo.columns import from_point
-from geo.deps import IndexDep, LimiterDep
+from geo.deps import IndexDep
 from trips.routes import trip_out
 from trips.schemas import Point, TripOut
 
@@ -42,12 +42,12 @@ def set_status(body: StatusIn, driver: CurrentDriver, session: SessionDep,
 @router.post("/drivers/me/locations", status_code=status.HTTP_202_ACCEPTED,
              response_model=LocationsOut)
 async def post_locations(body: LocationsIn, driver: CurrentDriver, request: Request,
-                         index: IndexDep, limiter: LimiterDep, settings: SettingsDep,
+                         index: IndexDep, settings: SettingsDep,
                          clock: ClockDep) -> LocationsOut:
     # The hottest endpoint: async end to end on the asyncio Redis client, no thread hop.
     report = await supply.report_locations_async(
         driver_id=driver.id, pings=[p.to_ping() for p in body.pings],
-        now_ms=to_ms(clock.now()), index=index, limiter=limiter,
+        now_ms=to_ms(clock.now()), index=index,
         rules=request.app.state.ping_rules, publisher=request.app.state.location_publisher,
         resolution=settings.h3_index_resolution, aclient=request.app.state.aredis)
     return LocationsOut(received=report.received, accepted=report.accepted,

@@ -19,7 +19,6 @@ from events.publisher import Publisher
 from geo.cells import cell_of
 from geo.index import IngestResult, Outcome, PositionUpdate, RedisDriverIndex
 from geo.pings import Ping, PingRules, triage
-from geo.ratelimit import PingRateLimiter
 from trips.domain import DRIVER_ASSIGNED
 from trips.models import Trip
 
@@ -49,20 +48,21 @@ def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverInde
 
 
 async def report_locations_async(*, driver_id: uuid.UUID, pings: list[Ping], now_ms: int,
-                                 index: RedisDriverIndex, limiter: PingRateLimiter,
-                                 rules: PingRules, publisher: Publisher | None, resolution: int,
+                                 index: RedisDriverIndex, rules: PingRules,
+                                 publisher: Publisher | None, resolution: int,
                                  aclient: AsyncRedis) -> LocationReport:
     """Screen the batch, apply its newest good ping, sample it to `driver-locations`.
 
     Async on the asyncio Redis client: the API's hottest path takes no thread per request.
     """
-    if not await limiter.allow_async(driver_id, now_ms=now_ms, aclient=aclient):
-        raise RateLimited("too many location posts; slow down")
     report, update, newest = _screen(driver_id, pings, now_ms, rules)
+    done = await index.ingest_async([update] if update else [], aclient, charge=[driver_id],
+                                    now_ms=now_ms)
+    if driver_id in done.denied:
+        raise RateLimited("too many location posts; slow down")
     if update is None or newest is None:
         return report
-    result = (await index.ingest_async([update], aclient))[0]
-    return _finish(report, result, newest, driver_id, publisher, resolution)
+    return _finish(report, done.results[0], newest, driver_id, publisher, resolution)
 
 
 def _screen(driver_id: uuid.UUID, pings: list[Ping], now_ms: int,

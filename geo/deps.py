@@ -8,7 +8,6 @@ from fastapi import Depends, Request
 
 from geo.eta import StraightLineEta
 from geo.index import RedisDriverIndex
-from geo.ratelimit import PingRateLimiter
 
 
 async def get_index(request: Request) -> RedisDriverIndex:
@@ -19,10 +18,5 @@ async def get_eta(request: Request) -> StraightLineEta:
     return request.app.state.eta
 
 
-async def get_limiter(request: Request) -> PingRateLimiter:
-    return request.app.state.limiter
-
-
 IndexDep = Annotated[RedisDriverIndex, Depends(get_index)]
 EtaDep = Annotated[StraightLineEta, Depends(get_eta)]
-LimiterDep = Annotated[PingRateLimiter, Depends(get_limiter)]

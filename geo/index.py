@@ -62,9 +62,11 @@ class Outcome(StrEnum):
     OUT_OF_ORDER = "out_of_order"
     IMPOSSIBLE = "impossible"
     OFFLINE = "offline"
+    RATE_LIMITED = "rate_limited"
 
 
-_OUTCOMES = {0: Outcome.OFFLINE, 1: Outcome.OUT_OF_ORDER, 2: Outcome.IMPOSSIBLE, 3: Outcome.APPLIED}
+_OUTCOMES = {0: Outcome.OFFLINE, 1: Outcome.OUT_OF_ORDER, 2: Outcome.IMPOSSIBLE, 3: Outcome.APPLIED,
+             4: Outcome.RATE_LIMITED}
 _STATUSES: dict[int, DriverStatus | None] = {0: None, **{s.value: s for s in DriverStatus}}
 
 
@@ -122,8 +124,14 @@ def load_script(name: str) -> str:
     return source
 
 
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    results: list[IngestResult]
+    denied: frozenset[uuid.UUID]  # charged drivers that were over their rate
+
+
 Call = tuple[str, list[Any], list[Any]]  # script name (or SADD), keys, args
-IngestPlan = Generator[list[Call], list[Any], list[IngestResult]]
+IngestPlan = Generator[list[Call], list[Any], Ingested]
 SADD = "SADD"
 
 
@@ -229,6 +237,8 @@ class RedisDriverIndex:
         max_speed_kmh: float = 250.0,
         sample_s: float = 10.0,
         idle_offline_s: float = 3600.0,
+        rate_per_s: float = 5.0,
+        rate_burst: int = 20,
     ) -> None:
         self.client = client
         self.resolution = resolution
@@ -243,6 +253,7 @@ class RedisDriverIndex:
         self.max_speed_mps = max_speed_kmh / 3.6
         self.sample_ms = int(sample_s * 1000)
         self.idle_offline_ms = int(idle_offline_s * 1000)
+        self.rate_per_s, self.rate_burst = rate_per_s, rate_burst
         self._shard_keys = [f"{prefix}:dir:{{s{i:02d}}}" for i in range(DIRECTORY_SHARDS)]
         self._scripts = Scripts(client, ("claim", "place", "evict", "status", "dir_status",
                                          "search", "sweep", "sweep_directory"))
@@ -316,18 +327,22 @@ class RedisDriverIndex:
     # -- pings ------------------------------------------------------------------------------
     def ingest(self, updates: Sequence[PositionUpdate]) -> list[IngestResult]:
         """Apply one newest position per driver; two pipelined round trips for the batch."""
-        plan = self._ingest_plan(updates)
+        plan = self._ingest_plan(updates, (), 0)
         try:
             calls = next(plan)
             while True:
                 calls = plan.send(self._scripts.run_calls(self.client, calls))
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            return done.value.results  # type: ignore[no-any-return]
 
-    async def ingest_async(self, updates: Sequence[PositionUpdate],
-                           aclient: AsyncRedis) -> list[IngestResult]:
-        """`ingest` on an asyncio Redis client (the HTTP ping path: no thread per request)."""
-        plan = self._ingest_plan(updates)
+    async def ingest_async(self, updates: Sequence[PositionUpdate], aclient: AsyncRedis, *,
+                           charge: Sequence[uuid.UUID] = (), now_ms: int = 0) -> Ingested:
+        """`ingest` on an asyncio Redis client (the HTTP ping path: no thread per request).
+
+        Each driver in `charge` first takes a token from its bucket (`rate_per_s`,
+        `rate_burst`), in the same script as the claim; a denied driver's pings are skipped.
+        """
+        plan = self._ingest_plan(updates, charge, now_ms)
         try:
             calls = next(plan)
             while True:
@@ -335,8 +350,12 @@ class RedisDriverIndex:
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
-    def _ingest_plan(self, updates: Sequence[PositionUpdate]) -> IngestPlan:
+    def _ingest_plan(self, updates: Sequence[PositionUpdate], charge: Sequence[uuid.UUID],
+                     now_ms: int) -> IngestPlan:
         """The ingest logic without I/O: yields each round trip's calls, receives the replies."""
+        charges: dict[int, list[bytes]] = defaultdict(list)
+        for driver in charge:
+            charges[driver.bytes[0] % DIRECTORY_SHARDS].append(driver.bytes)
         shards: dict[int, list[int]] = defaultdict(list)
         records: list[bytes] = []
         places_of: list[tuple[bytes, bytes, bytes]] = []
@@ -350,13 +369,19 @@ class RedisDriverIndex:
             records.append(CLAIM_IN.pack(member, lat, lng, u.ts_ms, u.heading_deg, region))
             places_of.append((member, cells, region))
             shards[member[0] % DIRECTORY_SHARDS].append(i)
+        for shard in charges:
+            shards.setdefault(shard, [])
         replies = yield [("claim", [self._shard_keys[shard]],
                           [b"".join(records[i] for i in members), self.max_speed_mps,
-                           self.sample_ms]) for shard, members in shards.items()]
+                           self.sample_ms, self.rate_per_s, self.rate_burst, now_ms,
+                           b"".join(charges.get(shard, ()))])
+                         for shard, members in shards.items()]
         outcomes: list[tuple[int, int, int, int, bytes]] = [(0, 0, 0, 0, NO_REGION)] * len(updates)
-        for members, reply in zip(shards.values(), replies, strict=True):
+        denied: set[uuid.UUID] = set()
+        for members, (blob, refused) in zip(shards.values(), replies, strict=True):
             for j, i in enumerate(members):
-                outcomes[i] = CLAIM_OUT.unpack_from(reply, j * CLAIM_OUT.size)
+                outcomes[i] = CLAIM_OUT.unpack_from(blob, j * CLAIM_OUT.size)
+            denied.update(uuid.UUID(bytes=refused[k:k + 16]) for k in range(0, len(refused), 16))
         places: dict[bytes, list[bytes]] = defaultdict(list)
         evictions: dict[bytes, list[bytes]] = defaultdict(list)
         results: list[IngestResult] = []
@@ -385,7 +410,7 @@ class RedisDriverIndex:
             self._known_regions.update(places)
         if calls:
             yield calls
-        return results
+        return Ingested(results, frozenset(denied))
 
     # -- search -----------------------------------------------------------------------------
     def nearby(

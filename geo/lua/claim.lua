@@ -4,13 +4,37 @@
 --   region (15 NUL bytes when unknown).
 -- ARGV[1] records, 57 bytes each: '<c16dddhc15' id, lat, lng, ts_ms, heading, region.
 -- ARGV[2] max speed (m/s), ARGV[3] sample interval (ms).
--- Returns one 19-byte record per ping: '<BBBBc15' outcome, status, product, publish, old region.
---   outcome: 0 offline, 1 out_of_order, 2 impossible (flagged), 3 applied
+-- ARGV[4..7] optional rate limit: per second, burst, now_ms, ids to charge (16 bytes each).
+--   Each charged driver takes a token from its bucket (field id..'rl' of the same hash);
+--   a driver without a token is denied and its pings are skipped.
+-- Returns {one 19-byte record per ping: '<BBBBc15' outcome, status, product, publish, old
+--   region; the denied ids}.
+--   outcome: 0 offline, 1 out_of_order, 2 impossible (flagged), 3 applied, 4 rate limited
 local dir, blob = KEYS[1], ARGV[1]
 local max_speed, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
 local NONE = string.rep('\0', 15)
 local CHUNK = 500
 local rad = math.pi / 180
+local denied, denied_ids = {}, {}
+local charge = ARGV[7] or ''
+if #charge > 0 then
+  local rate, burst, now = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+  for i = 1, #charge / 16 do
+    local id = string.sub(charge, (i - 1) * 16 + 1, i * 16)
+    local field = id .. 'rl'
+    local tokens, ts = burst, now
+    local b = redis.call('HGET', dir, field)
+    if b then tokens, ts = struct.unpack('<dd', b) end
+    tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+    if tokens >= 1 then
+      tokens = tokens - 1
+    elseif not denied[id] then
+      denied[id] = true
+      denied_ids[#denied_ids + 1] = id
+    end
+    redis.call('HSET', dir, field, struct.pack('<dd', tokens, now))
+  end
+end
 local n = #blob / 57
 local ids = {}
 for i = 1, n do ids[i] = string.sub(blob, (i - 1) * 57 + 1, (i - 1) * 57 + 16) end
@@ -24,7 +48,9 @@ local out, latest, writes = {}, {}, {}
 for i = 1, n do
   local id, lat, lng, ts, hdg, region = struct.unpack('<c16dddhc15', blob, (i - 1) * 57 + 1)
   local v = latest[id] or current[i]
-  if not v then
+  if denied[id] then
+    out[i] = struct.pack('<BBBBc15', 4, 0, 0, 0, NONE)
+  elseif not v then
     out[i] = struct.pack('<BBBBc15', 0, 0, 0, 0, NONE)
   else
     local lat0, lng0, ts0, status, product, _, _, lastpub, since, region0 =
@@ -55,4 +81,4 @@ end
 for first = 1, #writes, CHUNK * 2 do
   redis.call('HSET', dir, unpack(writes, first, math.min(#writes, first + CHUNK * 2 - 1)))
 end
-return table.concat(out)
+return {table.concat(out), table.concat(denied_ids)}

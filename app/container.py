@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory
 from core.settings import Settings
-from events.publisher import LazyKafkaPublisher
 from geo.eta import StraightLineEta
 from geo.index import RedisDriverIndex
 from geo.pings import PingRules
@@ -29,10 +28,8 @@ class Resources:
     eta: StraightLineEta
     clock: Clock
     ping_rules: PingRules
-    location_publisher: LazyKafkaPublisher
 
     def close(self) -> None:
-        self.location_publisher.close()
         self.redis.close()
         self.engine.dispose()
 
@@ -60,7 +57,6 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
                              max_future_s=settings.ping_max_future_s,
                              max_accuracy_m=settings.ping_max_accuracy_m,
                              max_speed_kmh=settings.ping_max_speed_kmh),
-        location_publisher=LazyKafkaPublisher(settings),
     )
 
 
@@ -73,4 +69,5 @@ def make_index(client: redis.Redis, settings: Settings) -> RedisDriverIndex:
                             sample_s=settings.location_sample_s,
                             idle_offline_s=settings.driver_idle_offline_s,
                             rate_per_s=settings.ping_rate_per_s,
-                            rate_burst=settings.ping_rate_burst)
+                            rate_burst=settings.ping_rate_burst,
+                            sample_backlog=settings.location_sample_backlog)

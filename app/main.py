@@ -59,5 +59,4 @@ def _attach(app: FastAPI, res: container.Resources) -> None:
     state.index = res.index
     state.eta = res.eta
     state.ping_rules = res.ping_rules
-    state.location_publisher = res.location_publisher
     state.aredis = res.aredis

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from app import container
 from core.clock import to_ms
 from core.settings import Settings
+from dispatch.location_relay import LocationSampleRelay
 from dispatch.worker import run_dispatcher
 from events.analytics import TripStatusCounter
 from events.catalogue import Topic
@@ -40,6 +41,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> None:
     res = container.build(settings)
     producer = KafkaPublisher(settings)
     relay = OutboxRelay(res.sessions, producer)
+    samples = LocationSampleRelay(res.index, producer, resolution=settings.h3_index_resolution)
     consumer = ConsumerRunner(settings=settings, sessions=res.sessions,
                               handler=TripStatusCounter(), topics=[Topic.TRIP_EVENTS.value],
                               group_id=settings.analytics_group, dead_letters=producer)
@@ -48,6 +50,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> None:
             "sessions": res.sessions, "index": res.index, "eta": res.eta, "clock": res.clock,
             "settings": settings, "stop": stop}),
         _loop("relay", relay.run_once, settings.relay_poll_s, stop),
+        _loop("locations", samples.run_once, settings.relay_poll_s, stop),
         _loop("analytics", lambda: consumer.poll_once(500), 0.0, stop),
         _loop("sweeper", lambda: res.index.sweep(now_ms=to_ms(res.clock.now())) and False,
               settings.sweep_every_s, stop),

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from accounts.deps import CurrentAdmin, CurrentDriver
 from core.clock import to_ms
-from core.deps import ClockDep, SessionDep, SettingsDep
+from core.deps import ClockDep, SessionDep
 from dispatch import service, supply
 from dispatch.schemas import (
     DecisionOut,
@@ -42,14 +42,12 @@ def set_status(body: StatusIn, driver: CurrentDriver, session: SessionDep,
 @router.post("/drivers/me/locations", status_code=status.HTTP_202_ACCEPTED,
              response_model=LocationsOut)
 async def post_locations(body: LocationsIn, driver: CurrentDriver, request: Request,
-                         index: IndexDep, settings: SettingsDep,
-                         clock: ClockDep) -> LocationsOut:
+                         index: IndexDep, clock: ClockDep) -> LocationsOut:
     # The hottest endpoint: async end to end on the asyncio Redis client, no thread hop.
-    report = await supply.report_locations_async(
+    report = await supply.report_locations(
         driver_id=driver.id, pings=[p.to_ping() for p in body.pings],
-        now_ms=to_ms(clock.now()), index=index,
-        rules=request.app.state.ping_rules, publisher=request.app.state.location_publisher,
-        resolution=settings.h3_index_resolution, aclient=request.app.state.aredis)
+        now_ms=to_ms(clock.now()), index=index, rules=request.app.state.ping_rules,
+        aclient=request.app.state.aredis)
     return LocationsOut(received=report.received, accepted=report.accepted,
                         dropped=sum(report.dropped.values()), reasons=report.dropped,
                         position_updated=report.position_updated)

@@ -13,10 +13,6 @@ from accounts.models import Driver
 from core.clock import from_ms, to_ms
 from core.errors import Conflict, NotFound, RateLimited
 from core.products import Product
-from events.catalogue import EventType
-from events.envelope import Envelope
-from events.publisher import Publisher
-from geo.cells import cell_of
 from geo.index import IngestResult, Outcome, PositionUpdate, RedisDriverIndex
 from geo.pings import Ping, PingRules, triage
 from trips.domain import DRIVER_ASSIGNED
@@ -47,13 +43,13 @@ def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverInde
     index.go_offline(driver_id)
 
 
-async def report_locations_async(*, driver_id: uuid.UUID, pings: list[Ping], now_ms: int,
-                                 index: RedisDriverIndex, rules: PingRules,
-                                 publisher: Publisher | None, resolution: int,
-                                 aclient: AsyncRedis) -> LocationReport:
-    """Screen the batch, apply its newest good ping, sample it to `driver-locations`.
+async def report_locations(*, driver_id: uuid.UUID, pings: list[Ping], now_ms: int,
+                           index: RedisDriverIndex, rules: PingRules,
+                           aclient: AsyncRedis) -> LocationReport:
+    """Screen the batch and apply its newest good ping (the index samples it for Kafka).
 
-    Async on the asyncio Redis client: the API's hottest path takes no thread per request.
+    Async on the asyncio Redis client: the API's hottest path takes no thread per request,
+    and never waits on Kafka.
     """
     report, update, newest = _screen(driver_id, pings, now_ms, rules)
     done = await index.ingest_async([update] if update else [], aclient, charge=[driver_id],
@@ -62,7 +58,7 @@ async def report_locations_async(*, driver_id: uuid.UUID, pings: list[Ping], now
         raise RateLimited("too many location posts; slow down")
     if update is None or newest is None:
         return report
-    return _finish(report, done.results[0], newest, driver_id, publisher, resolution)
+    return _finish(report, done.results[0])
 
 
 def _screen(driver_id: uuid.UUID, pings: list[Ping], now_ms: int,
@@ -78,8 +74,7 @@ def _screen(driver_id: uuid.UUID, pings: list[Ping], now_ms: int,
                                   heading), newest
 
 
-def _finish(report: LocationReport, result: IngestResult, newest: Ping, driver_id: uuid.UUID,
-            publisher: Publisher | None, resolution: int) -> LocationReport:
+def _finish(report: LocationReport, result: IngestResult) -> LocationReport:
     if result.outcome is Outcome.OFFLINE:
         raise Conflict("the driver is offline; go online before sending locations")
     if result.outcome is not Outcome.APPLIED:
@@ -88,15 +83,4 @@ def _finish(report: LocationReport, result: IngestResult, newest: Ping, driver_i
         report.accepted = 0
         return report
     report.position_updated = True
-    if result.publish and publisher is not None:
-        event = Envelope(type=EventType.DRIVER_LOCATION, key=str(driver_id),
-                         occurred_at=newest.recorded_at, data={
-            "driver_id": str(driver_id), "lat": newest.point.lat, "lng": newest.point.lng,
-            "cell": cell_of(newest.point, resolution), "resolution": resolution,
-            "status": result.status.name.lower() if result.status else None,
-            "product": result.product.value if result.product else None,
-            "heading_deg": newest.heading_deg, "speed_mps": newest.speed_mps,
-            "recorded_at": newest.recorded_at.isoformat(),
-        })
-        publisher.publish(event.topic.value, event.key, event.to_dict())
     return report

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import defaultdict
 from typing import Any, Protocol
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
 from kafka.serializer import Serializer
 
 from core.settings import Settings
@@ -89,45 +87,3 @@ class InMemoryPublisher:
 
     def close(self) -> None:
         return None
-
-
-class LazyKafkaPublisher:
-    """Connects on first use and drops (with a log line) while the broker is unreachable.
-
-    For lossy, sampled streams only (driver locations): the API must keep serving pings
-    when Kafka is down. Trip events never use this: they go through the outbox.
-    """
-
-    def __init__(self, settings: Settings, retry_after_s: float = 5.0) -> None:
-        self._settings = settings
-        self._retry_after_s = retry_after_s
-        self._inner: KafkaPublisher | None = None
-        self._next_try = 0.0
-        self._lock = threading.Lock()
-        self.dropped = 0
-
-    def _get(self) -> KafkaPublisher | None:
-        with self._lock:
-            if self._inner is None and time.monotonic() >= self._next_try:
-                try:
-                    self._inner = KafkaPublisher(self._settings, acks=1, enable_idempotence=False,
-                                                 max_block_ms=500, linger_ms=50)
-                except KafkaError:
-                    log.warning("Kafka unreachable; location samples are dropped for now")
-                    self._next_try = time.monotonic() + self._retry_after_s
-            return self._inner
-
-    def publish(self, topic: str, key: str, value: dict[str, Any]) -> None:
-        inner = self._get()
-        if inner is None:
-            self.dropped += 1
-            return
-        inner.publish(topic, key, value)
-
-    def flush(self, timeout_s: float = 10.0) -> None:
-        if self._inner is not None:
-            self._inner.flush(timeout_s)
-
-    def close(self) -> None:
-        if self._inner is not None:
-            self._inner.close()

@@ -45,6 +45,7 @@ CLAIM_IN = struct.Struct("<16sdddh15s")
 CLAIM_OUT = struct.Struct("<BBBB15s")
 PLACE_HEAD = struct.Struct("<16sBdddhB")
 EVICT_IN = struct.Struct("<16sd")
+SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
 NO_CELL = b"\0" * 8
 CELL_ID = struct.Struct("<Q")
@@ -203,6 +204,22 @@ class Scripts:
         self._loaded = True
 
 
+@dataclass(frozen=True, slots=True)
+class LocationSample:
+    driver_id: uuid.UUID
+    point: LatLng
+    ts_ms: int
+    status: DriverStatus
+    product: Product
+    heading_deg: int
+
+
+def _next_id(stream_id: str) -> str:
+    """The smallest stream id after `stream_id` (XTRIM MINID keeps ids >= it)."""
+    ms, _, seq = stream_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
 def _as_bytes(value: bytes | str) -> bytes:
     """The index's client never decodes replies; this narrows redis-py's reply type."""
     return value if isinstance(value, bytes) else value.encode()
@@ -239,6 +256,7 @@ class RedisDriverIndex:
         idle_offline_s: float = 3600.0,
         rate_per_s: float = 5.0,
         rate_burst: int = 20,
+        sample_backlog: int = 100_000,
     ) -> None:
         self.client = client
         self.resolution = resolution
@@ -255,6 +273,8 @@ class RedisDriverIndex:
         self.idle_offline_ms = int(idle_offline_s * 1000)
         self.rate_per_s, self.rate_burst = rate_per_s, rate_burst
         self._shard_keys = [f"{prefix}:dir:{{s{i:02d}}}" for i in range(DIRECTORY_SHARDS)]
+        self._stream_keys = [f"{prefix}:locs:{{s{i:02d}}}" for i in range(DIRECTORY_SHARDS)]
+        self.sample_backlog = sample_backlog
         self._scripts = Scripts(client, ("claim", "place", "evict", "status", "dir_status",
                                          "search", "sweep", "sweep_directory"))
 
@@ -371,10 +391,10 @@ class RedisDriverIndex:
             shards[member[0] % DIRECTORY_SHARDS].append(i)
         for shard in charges:
             shards.setdefault(shard, [])
-        replies = yield [("claim", [self._shard_keys[shard]],
+        replies = yield [("claim", [self._shard_keys[shard], self._stream_keys[shard]],
                           [b"".join(records[i] for i in members), self.max_speed_mps,
                            self.sample_ms, self.rate_per_s, self.rate_burst, now_ms,
-                           b"".join(charges.get(shard, ()))])
+                           b"".join(charges.get(shard, ())), self.sample_backlog])
                          for shard, members in shards.items()]
         outcomes: list[tuple[int, int, int, int, bytes]] = [(0, 0, 0, 0, NO_REGION)] * len(updates)
         denied: set[uuid.UUID] = set()
@@ -411,6 +431,30 @@ class RedisDriverIndex:
         if calls:
             yield calls
         return Ingested(results, frozenset(denied))
+
+    # -- location samples -------------------------------------------------------------------
+    def read_samples(self, after: dict[int, str], *, count: int = 1000) -> list[LocationSample]:
+        """Samples written by the claim script since `after` (shard -> last stream id read);
+        `after` is advanced in place. Each shard's stream lives on that shard's slot."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard in range(DIRECTORY_SHARDS):
+            pipe.xrange(self._stream_keys[shard], min=f"({after.get(shard, '0')}", count=count)
+        samples: list[LocationSample] = []
+        for shard, entries in enumerate(pipe.execute()):
+            for entry_id, fields in entries:
+                member, lat, lng, ts, status, pcode, heading = SAMPLE.unpack(fields[b"s"])
+                samples.append(LocationSample(uuid.UUID(bytes=member), LatLng(lat, lng),
+                                              int(ts), DriverStatus(status),
+                                              CODE_PRODUCTS[pcode], heading))
+                after[shard] = entry_id.decode()
+        return samples
+
+    def trim_samples(self, upto: dict[int, str]) -> None:
+        """Forget the samples up to and including `upto` (they have been published)."""
+        pipe = self.client.pipeline(transaction=False)
+        for shard, last in upto.items():
+            pipe.xtrim(self._stream_keys[shard], minid=_next_id(last))
+        pipe.execute()
 
     # -- search -----------------------------------------------------------------------------
     def nearby(

@@ -1,4 +1,5 @@
 -- Directory step of a batch of pings, for the drivers of one directory shard (one hash slot).
+-- KEYS[2] the shard's stream of location samples (same hash tag), capped by ARGV[8] entries.
 -- KEYS[1] shard hash: driver id (16 bytes) -> directory record
 --   '<dddBBhBddc15': lat, lng, ts, status, product, heading, flag, last_sample, since,
 --   region (15 NUL bytes when unknown).
@@ -68,7 +69,11 @@ for i = 1, n do
           outcome, flag = 2, 1
         end
       end
-      if outcome == 3 and ts - lastpub >= sample then publish = 1; lastpub = ts end
+      if outcome == 3 and ts - lastpub >= sample then
+        publish, lastpub = 1, ts
+        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 's',
+          struct.pack('<c16dddBBh', id, lat, lng, ts, status, product, hdg))
+      end
       local record = struct.pack('<dddBBhBddc15', lat, lng, ts, status, product, hdg, flag,
         lastpub, since, region)
       latest[id] = record

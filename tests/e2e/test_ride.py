@@ -57,6 +57,12 @@ def test_one_ride_end_to_end(sessions: sessionmaker[Session], redis_client: redi
         assert all(schema_errors(m) == [] for m in messages)
         assert [m["data"]["status"] for m in messages][-1] == "completed"
 
+        # The driver's sampled positions went out on driver-locations, through the worker.
+        locations = [v for k, v in read_topic(
+            kafka_settings, kafka_settings.topic(Topic.DRIVER_LOCATIONS.value), expect=1)
+            if k == log.driver_id]
+        assert locations and all(schema_errors(m) == [] for m in locations)
+
         # The analytics consumer (inside the worker) counted the trip as completed.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

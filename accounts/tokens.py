@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 import jwt
 
@@ -36,9 +38,19 @@ def issue_token(principal: Principal, *, secret: str, algorithm: str, ttl_s: int
 
 
 def read_token(token: str, *, secret: str, algorithm: str) -> Principal:
+    """Verify a bearer token. A driver sends the same token with every ping, so verified
+    tokens are remembered (bounded); the expiry is still checked on every use."""
+    principal, expires_at = _verified(token, secret, algorithm)
+    if expires_at <= time.time():
+        raise Unauthorized("invalid or expired token")
+    return principal
+
+
+@lru_cache(maxsize=100_000)
+def _verified(token: str, secret: str, algorithm: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(token, secret, algorithms=[algorithm],
                             options={"require": ["exp", "sub", "role"]})
-        return Principal(uuid.UUID(claims["sub"]), Role(claims["role"]))
+        return Principal(uuid.UUID(claims["sub"]), Role(claims["role"])), float(claims["exp"])
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise Unauthorized("invalid or expired token") from exc

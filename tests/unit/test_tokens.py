@@ -1,5 +1,6 @@
 """Bearer tokens: expiry, forgery, algorithm pinning and roles."""
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -44,3 +45,17 @@ def test_production_refuses_the_default_secret() -> None:
     with pytest.raises(ValidationError):
         Settings(environment="production")
     assert Settings(environment="production", jwt_secret="k" * 32).environment == "production"
+
+
+def test_a_remembered_token_still_expires() -> None:
+    who = Principal(uuid.uuid4(), Role.DRIVER)
+    token = issue_token(who, secret=SECRET, algorithm="HS256", ttl_s=2,
+                        now=datetime.now(UTC) - timedelta(seconds=1))
+    assert read_token(token, secret=SECRET, algorithm="HS256") == who   # verified and cached
+    real_time = time.time
+    try:
+        time.time = lambda: real_time() + 5  # type: ignore[assignment]
+        with pytest.raises(Unauthorized):
+            read_token(token, secret=SECRET, algorithm="HS256")
+    finally:
+        time.time = real_time  # type: ignore[assignment]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from anyio import to_thread
 from fastapi import FastAPI
 
 from accounts.routes import router as accounts_router
@@ -28,12 +26,6 @@ def create_app(settings: Settings | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         res = resources or container.build(settings or Settings())
         _attach(app, res)
-        # Sync routes run in this pool; many more threads than cores only contend for the
-        # GIL and the Redis connection pool's lock.
-        to_thread.current_default_thread_limiter().total_tokens = res.settings.api_threads
-        # A route thread whose Redis reply has arrived waits for the event loop to yield the
-        # GIL; at the default 5 ms interval, three round trips per ping cost ~10 ms of waiting.
-        sys.setswitchinterval(res.settings.api_gil_switch_s)
         try:
             yield
         finally:

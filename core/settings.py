@@ -55,8 +55,6 @@ class Settings(BaseSettings):
     quote_ttl_s: float = Field(120.0, gt=0)
     currency: str = "USD"
     max_body_bytes: int = Field(64 * 1024, gt=0)
-    api_threads: int = Field(8, gt=0, description="threads for sync routes, per API process")
-    api_gil_switch_s: float = Field(0.0005, gt=0, description="sys.setswitchinterval in the API")
 
     @field_validator("environment")
     @classmethod

@@ -1,8 +1,10 @@
 -- Shared by the region scripts (prepended to each): the `at` record and batched reads/writes.
--- `at` maps driver -> '<dBB' ts, product, status, then one 8-byte H3 id per search level
--- (finest first; cell keys are named by these raw ids). A first cell of 8 NUL bytes marks a
+-- `at` maps driver -> '<dddBBh' lat, lng, ts, product, status, heading, then one 8-byte H3 id
+-- per search level (finest first). Cell keys are hashes of drivers (empty values: listpack-encoded while small) named by those raw ids: the
+-- position lives once, in this record. A record whose first cell is 8 NUL bytes is a
 -- tombstone: the driver left the region at ts, and nothing older may place it again.
 local NONE = string.rep('\0', 8)
+local HEAD = 28
 local CHUNK = 500
 
 local function hmget(key, ids)
@@ -23,5 +25,5 @@ end
 
 -- The cell of level `l` (1 = finest) inside an `at` record.
 local function at_cell(record, l)
-  return string.sub(record, 11 + (l - 1) * 8, 10 + l * 8)
+  return string.sub(record, HEAD + 1 + (l - 1) * 8, HEAD + l * 8)
 end

@@ -8,6 +8,8 @@
 local sin, cos, asin, sqrt, min = math.sin, math.cos, math.asin, math.sqrt, math.min
 local unpack_entry, call = struct.unpack, redis.call
 local p, product = ARGV[1], ARGV[2]
+local at = p .. ':at'
+local CHUNK = 1000
 local fresh_after = tonumber(ARGV[3]) - tonumber(ARGV[4])
 local rad = math.pi / 180
 local M_PER_DEG = 6371008.8 * rad
@@ -24,6 +26,27 @@ local function limit2()
   return deg * deg
 end
 local screen = limit2()
+
+-- Keep the driver if it is fresh, has the wanted status and is among the k nearest so far.
+local function consider(id, record)
+  local lat, lng, ts, _, st, hdg = unpack_entry('<dddBBh', record)
+  if st ~= want or ts < fresh_after then return end
+  local dy, dx = lat - lat0d, (lng - lng0d) * coslat0
+  if dx * dx + dy * dy > screen then return end
+  local la = lat * rad
+  local s1, s2 = sin((la - lat0) / 2), sin((lng - lng0d) * rad / 2)
+  local d = 2 * 6371008.8 * asin(min(1, sqrt(s1 * s1 + coslat0 * cos(la) * s2 * s2)))
+  if d > radius or (#best >= k and d >= best[#best][1]) then return end
+  local pos = #best + 1
+  while pos > 1 and best[pos - 1][1] > d do
+    best[pos] = best[pos - 1]
+    pos = pos - 1
+  end
+  best[pos] = {d, id, lat, lng, ts, hdg}
+  if #best > k then best[#best] = nil end
+  screen = limit2()
+end
+
 local scanned, used = 0, 0
 local i = 11
 for _ = 1, nrings do
@@ -31,27 +54,13 @@ for _ = 1, nrings do
   local ncells, gap_next = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
   i = i + 2
   for c = i, i + ncells - 1 do
-    local kv = call('HGETALL', p .. ':c:' .. ARGV[c] .. ':' .. product)
-    scanned = scanned + #kv / 2
-    for j = 1, #kv, 2 do
-      local lat, lng, ts, st, hdg = unpack_entry('<dddBh', kv[j + 1])
-      if st == want and ts >= fresh_after then
-        local dy, dx = lat - lat0d, (lng - lng0d) * coslat0
-        if dx * dx + dy * dy <= screen then
-          local la = lat * rad
-          local s1, s2 = sin((la - lat0) / 2), sin((lng - lng0d) * rad / 2)
-          local d = 2 * 6371008.8 * asin(min(1, sqrt(s1 * s1 + coslat0 * cos(la) * s2 * s2)))
-          if d <= radius and (#best < k or d < best[#best][1]) then
-            local pos = #best + 1
-            while pos > 1 and best[pos - 1][1] > d do
-              best[pos] = best[pos - 1]
-              pos = pos - 1
-            end
-            best[pos] = {d, kv[j], lat, lng, ts, hdg}
-            if #best > k then best[#best] = nil end
-            screen = limit2()
-          end
-        end
+    local members = call('HKEYS', p .. ':c:' .. ARGV[c] .. ':' .. product)
+    scanned = scanned + #members
+    for first = 1, #members, CHUNK do
+      local last = math.min(#members, first + CHUNK - 1)
+      local records = call('HMGET', at, unpack(members, first, last))
+      for j = 1, last - first + 1 do
+        if records[j] then consider(members[first + j - 1], records[j]) end
       end
     end
   end

@@ -99,8 +99,7 @@ def main() -> None:
     index = make_index(client, settings)
     city = make_city(DRIVERS, seed=5)
     now = SystemClock().now()
-    for driver in city.ids:
-        index.go_online(driver, Product.ECONOMY, now_ms=to_ms(now))
+    index.go_online_many([(d, Product.ECONOMY) for d in city.ids], now_ms=to_ms(now))
     tokens = [issue_token(Principal(d, Role.DRIVER), secret=settings.jwt_secret,
                           algorithm=settings.jwt_algorithm, ttl_s=3600, now=now)
               for d in city.ids]

@@ -32,8 +32,7 @@ def rate(count: int, run: Callable[[], None]) -> float:
 
 def index_rounds(client: redis.Redis, city: City, threads: int) -> float:
     index = RedisDriverIndex(client)
-    for driver in city.ids:
-        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.go_online_many([(d, Product.ECONOMY) for d in city.ids], now_ms=T0)
     n = len(city.ids)
 
     def feed(points: list, ts: int, part: int) -> None:

@@ -30,8 +30,7 @@ def main() -> None:
         client.flushdb()
         base = used(client)
         index = RedisDriverIndex(client)
-        for driver in city.ids:
-            index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        index.go_online_many([(d, Product.ECONOMY) for d in city.ids], now_ms=T0)
         updates = [PositionUpdate(d, p, T0) for d, p in zip(city.ids, city.points, strict=True)]
         for i in range(0, n, 10_000):
             index.ingest(updates[i:i + 10_000])

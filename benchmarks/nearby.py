@@ -38,8 +38,7 @@ def products(n: int) -> list[Product]:
 
 def load_redis(client: redis.Redis, city: City, kinds: list[Product]) -> RedisDriverIndex:
     index = RedisDriverIndex(client)
-    for driver, kind in zip(city.ids, kinds, strict=True):
-        index.go_online(driver, kind, now_ms=T0)
+    index.go_online_many(list(zip(city.ids, kinds, strict=True)), now_ms=T0)
     updates = [PositionUpdate(d, p, T0) for d, p in zip(city.ids, city.points, strict=True)]
     for i in range(0, len(updates), 10_000):
         index.ingest(updates[i:i + 10_000])

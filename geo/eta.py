@@ -14,6 +14,8 @@ PEAK_HOURS = frozenset({7, 8, 9, 16, 17, 18, 19})
 class EtaEstimator(Protocol):
     def eta_s(self, origin: LatLng, destination: LatLng, *, at: datetime) -> float: ...
 
+    def reach_m(self, eta_s: float, *, at: datetime) -> float: ...
+
 
 @dataclass(frozen=True)
 class StraightLineEta:
@@ -32,3 +34,7 @@ class StraightLineEta:
 
     def eta_s(self, origin: LatLng, destination: LatLng, *, at: datetime) -> float:
         return self.distance_m(origin, destination) / self.speed_mps(at)
+
+    def reach_m(self, eta_s: float, *, at: datetime) -> float:
+        """The straight-line distance a car covers within eta_s (for ETA-bounded searches)."""
+        return max(0.0, eta_s) * self.speed_mps(at) / self.detour_factor

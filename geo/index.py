@@ -17,7 +17,6 @@ spans two slots. Drivers are 16-byte ids; records travel as fixed-width binary.
 from __future__ import annotations
 
 import hashlib
-import math
 import struct
 import uuid
 from collections import defaultdict
@@ -295,9 +294,17 @@ class RedisDriverIndex:
     # -- lifecycle --------------------------------------------------------------------------
     def go_online(self, driver_id: uuid.UUID, product: Product, *, now_ms: int) -> None:
         """Idempotent: an online driver keeps its position and status."""
-        record = DIRECTORY.pack(0, 0, 0, DriverStatus.AVAILABLE, PRODUCT_CODES[product], -1, 0, 0,
-                                now_ms, NO_REGION)
-        self.client.hsetnx(self.directory_key(driver_id), driver_id.bytes, record)
+        self.go_online_many([(driver_id, product)], now_ms=now_ms)
+
+    def go_online_many(self, drivers: Sequence[tuple[uuid.UUID, Product]], *,
+                       now_ms: int) -> None:
+        """`go_online` for many drivers in one pipelined round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for driver_id, product in drivers:
+            pipe.hsetnx(self.directory_key(driver_id), driver_id.bytes,
+                        DIRECTORY.pack(0, 0, 0, DriverStatus.AVAILABLE, PRODUCT_CODES[product],
+                                       -1, 0, 0, now_ms, NO_REGION))
+        pipe.execute()
 
     def go_offline(self, driver_id: uuid.UUID) -> bool:
         pipe = self.client.pipeline(transaction=True)
@@ -582,7 +589,3 @@ class RedisDriverIndex:
             if cursor in (b"0", "0"):
                 return total
 
-
-def eta_bounded_radius_m(eta_s: float, speed_mps: float, detour_factor: float) -> float:
-    """The straight-line radius that an ETA bound allows (for ETA-bounded searches)."""
-    return max(0.0, eta_s * speed_mps / detour_factor) if math.isfinite(eta_s) else math.inf

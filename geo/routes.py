@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from core.clock import to_ms
-from core.deps import ClockDep, SettingsDep
+from core.deps import ClockDep
 from core.products import Product
 from geo.cells import LatLng
-from geo.deps import IndexDep
+from geo.deps import EtaDep, IndexDep
 from geo.schemas import NearbyCar, NearbyOut
 
 router = APIRouter(prefix="/v1/drivers", tags=["geo"])
@@ -20,14 +20,18 @@ DISPLAY_DECIMALS = 4
 
 @router.get("/nearby", response_model=NearbyOut)
 def nearby_cars(
-    index: IndexDep, clock: ClockDep, settings: SettingsDep,
+    index: IndexDep, clock: ClockDep, eta: EtaDep,
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
     lng: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
     product: Product = Product.ECONOMY,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
     radius_m: Annotated[float, Query(gt=0, le=10_000, allow_inf_nan=False)] = 3000,
+    max_eta_s: Annotated[float | None, Query(gt=0, le=3600, allow_inf_nan=False)] = None,
 ) -> NearbyOut:
-    now_ms = to_ms(clock.now())
+    now = clock.now()
+    now_ms = to_ms(now)
+    if max_eta_s is not None:
+        radius_m = min(radius_m, eta.reach_m(max_eta_s, at=now))
     found = index.nearby(LatLng(lat, lng), product, k=limit, radius_m=radius_m, now_ms=now_ms)
     return NearbyOut(product=product.value, cars=[
         NearbyCar(lat=round(d.point.lat, DISPLAY_DECIMALS),

@@ -95,3 +95,18 @@ def test_nearby_shows_cars_without_ids(client: TestClient, online: dict[str, str
     assert set(cars["cars"][0]) == {"lat", "lng", "heading_deg", "location_age_s"}
     assert client.get("/v1/drivers/nearby", params={"lat": 999, "lng": 0}).status_code == 422
     assert client.get("/v1/drivers/nearby", params={"lat": "nan", "lng": 0}).status_code == 422
+
+
+def test_nearby_can_be_bounded_by_eta(client: TestClient, clock: FakeClock,
+                                      resources: Resources) -> None:
+    near, far = new_driver(client), new_driver(client)
+    for driver, lat in ((near, 40.7585), (far, 40.7780)):       # ~60 m and ~2.2 km north
+        client.put("/v1/drivers/me/status", json={"status": "online"},
+                   headers=bearer(driver["token"]))
+        post(client, driver, [ping(lat, -73.9855, clock.now())])
+    params = {"lat": 40.758, "lng": -73.9855, "radius_m": 5000}
+    assert len(client.get("/v1/drivers/nearby", params=params).json()["cars"]) == 2
+    reach = resources.eta.reach_m(60, at=clock.now())            # well under 2 km
+    assert 100 < reach < 2000
+    bounded = client.get("/v1/drivers/nearby", params={**params, "max_eta_s": 60}).json()
+    assert len(bounded["cars"]) == 1

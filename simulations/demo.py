@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from core.db import make_engine, make_session_factory
 from core.settings import Settings
-from events.analytics import trip_counts
-from events.models import OutboxRow
+from events.analytics import TripStatusCounter, trip_counts
+from events.models import OutboxRow, ProcessedEvent
 from geo.cells import LatLng
 from simulations.rides import RideLog, play_ride
 from simulations.stack import running_stack
@@ -47,13 +47,15 @@ def _print_pipeline(settings: Settings, logs: list[RideLog]) -> None:
     ids = [log.trip_id for log in logs]
     deadline = time.monotonic() + 30
     with sessions() as session:
+        # Wait until the analytics consumer has applied every event of these rides.
+        events = select(OutboxRow.event_id).where(OutboxRow.key.in_(ids))
         while True:
-            unpublished = session.scalar(select(func.count()).select_from(OutboxRow).where(
-                OutboxRow.key.in_(ids), OutboxRow.published_at.is_(None)))
+            pending = session.scalar(select(func.count()).select_from(
+                events.except_(select(ProcessedEvent.event_id).where(
+                    ProcessedEvent.consumer == TripStatusCounter.name)).subquery()))
             counts = trip_counts(session)
             session.rollback()
-            if (not unpublished and counts.get("completed", 0) >= len(logs)) \
-                    or time.monotonic() > deadline:
+            if not pending or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         by_type = session.execute(

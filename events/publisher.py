@@ -1,19 +1,14 @@
-"""Publishing to Kafka, and an in-memory publisher with the same contract for fast mode."""
+"""Publishing to Kafka: an idempotent, acks=all producer."""
 
 from __future__ import annotations
 
 import json
-import logging
-import threading
-from collections import defaultdict
-from typing import Any, Protocol
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.serializer import Serializer
 
 from core.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 class TextSerializer(Serializer):
@@ -24,14 +19,6 @@ class TextSerializer(Serializer):
 class JsonSerializer(Serializer):
     def serialize(self, topic: str, headers: list[tuple[str, bytes]], data: Any) -> bytes:
         return json.dumps(data, separators=(",", ":")).encode()
-
-
-class Publisher(Protocol):
-    def publish(self, topic: str, key: str, value: dict[str, Any]) -> None: ...
-
-    def flush(self, timeout_s: float = 10.0) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class KafkaPublisher:
@@ -51,9 +38,6 @@ class KafkaPublisher:
         options.update(overrides)
         self._producer = KafkaProducer(**options)
 
-    def publish(self, topic: str, key: str, value: dict[str, Any]) -> None:
-        self._producer.send(self._settings.topic(topic), key=key, value=value)
-
     def send_envelope(self, topic: str, key: str, value: dict[str, Any]) -> Any:
         """Send and return the future, so the caller can check the broker's ack."""
         return self._producer.send(self._settings.topic(topic), key=key, value=value)
@@ -71,19 +55,3 @@ class KafkaPublisher:
 
     def close(self) -> None:
         self._producer.close(timeout=5)
-
-
-class InMemoryPublisher:
-    def __init__(self) -> None:
-        self.messages: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-        self._lock = threading.Lock()
-
-    def publish(self, topic: str, key: str, value: dict[str, Any]) -> None:
-        with self._lock:
-            self.messages[topic].append((key, value))
-
-    def flush(self, timeout_s: float = 10.0) -> None:
-        return None
-
-    def close(self) -> None:
-        return None

@@ -82,7 +82,6 @@ class PositionUpdate:
 class IngestResult:
     driver_id: uuid.UUID
     outcome: Outcome
-    publish: bool = False
     status: DriverStatus | None = None
     product: Product | None = None
 
@@ -347,10 +346,6 @@ class RedisDriverIndex:
             flagged=bool(flag),
         )
 
-    def member(self, driver_id: uuid.UUID) -> bytes:
-        """How a driver is named inside the index's hashes."""
-        return driver_id.bytes
-
     # -- pings ------------------------------------------------------------------------------
     def ingest(self, updates: Sequence[PositionUpdate]) -> list[IngestResult]:
         """Apply one newest position per driver; two pipelined round trips for the batch."""
@@ -412,7 +407,7 @@ class RedisDriverIndex:
         places: dict[bytes, list[bytes]] = defaultdict(list)
         evictions: dict[bytes, list[bytes]] = defaultdict(list)
         results: list[IngestResult] = []
-        for u, (member, cells, region), (code, status, pcode, publish, old) in zip(
+        for u, (member, cells, region), (code, status, pcode, _, old) in zip(
                 updates, places_of, outcomes, strict=True):
             outcome = _OUTCOMES[code]
             if outcome is Outcome.APPLIED:
@@ -423,7 +418,7 @@ class RedisDriverIndex:
             if old != NO_REGION and old != region and outcome in (Outcome.APPLIED,
                                                                 Outcome.IMPOSSIBLE):
                 evictions[old].append(EVICT_IN.pack(member, u.ts_ms))
-            results.append(IngestResult(u.driver_id, outcome, publish == 1, _STATUSES[status],
+            results.append(IngestResult(u.driver_id, outcome, _STATUSES[status],
                                         CODE_PRODUCTS[pcode] if status else None))
         levels = len(self.levels)
         calls: list[Call] = [

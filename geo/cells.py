@@ -30,10 +30,6 @@ def cell_of(point: LatLng, resolution: int) -> str:
     return h3.latlng_to_cell(point.lat, point.lng, resolution)
 
 
-def parent_of(cell: str, resolution: int) -> str:
-    return h3.cell_to_parent(cell, resolution)
-
-
 def haversine_m(a: LatLng, b: LatLng) -> float:
     return haversine_raw_m(a.lat, a.lng, b.lat, b.lng)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -42,15 +43,15 @@ def haversine_raw_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float
 
 
 @lru_cache(maxsize=65_536)
-def min_edge_m(cell: str) -> float:
+def min_edge_m(cell: int) -> float:
     """The shortest edge of a cell: the local scale for ring distance bounds."""
-    return min(h3.edge_length(e, "m") for e in h3.origin_to_directed_edges(cell))
+    return min(h3i.edge_length(e, "m") for e in h3i.origin_to_directed_edges(cell))
 
 
 GAP_PER_RING = 0.9  # edges
 
 
-def ring_gap_m(cell: str, ring: int) -> float:
+def ring_gap_m(cell: int, ring: int) -> float:
     """A lower bound on the distance from any point in `cell` to any point of its ring `ring`.
 
     On a hexagonal grid the gap grows by 1.5 edges per ring in the flat direction and by at
@@ -59,18 +60,56 @@ def ring_gap_m(cell: str, ring: int) -> float:
     return max(0, ring - 1) * GAP_PER_RING * min_edge_m(cell)
 
 
-def rings_within_m(cell: str, radius_m: float) -> int:
+def rings_within_m(cell: int, radius_m: float) -> int:
     """The last ring around `cell` that can hold a point within radius_m of a point in it."""
     return max(1, int(radius_m / (GAP_PER_RING * min_edge_m(cell))) + 1)
 
 
-def rings(cell: int, first: int, last: int) -> list[list[int]]:
-    """Rings `first..last` around `cell`, as integer cells (pentagon-safe)."""
-    out: list[list[int]] = []
-    for k in range(first, last + 1):
-        try:
-            out.append(list(h3i.grid_ring(cell, k)))
-        except h3.H3BaseException:
-            inner = set(h3i.grid_disk(cell, k - 1)) if k > 0 else set()
-            out.append([c for c in h3i.grid_disk(cell, k) if c not in inner])
+@lru_cache(maxsize=131_072)
+def ring(cell: int, k: int) -> tuple[int, ...]:
+    """Ring `k` around `cell`, as integer cells (pentagon-safe)."""
+    try:
+        return tuple(h3i.grid_ring(cell, k))
+    except h3.H3BaseException:
+        inner = set(h3i.grid_disk(cell, k - 1)) if k > 0 else set()
+        return tuple(c for c in h3i.grid_disk(cell, k) if c not in inner)
+
+
+# Margin on a cell's reach: float noise at the boundary, never a visible distance.
+REACH_SLACK_M = 0.5
+
+
+@lru_cache(maxsize=262_144)
+def reach(cell: int) -> tuple[float, float, float]:
+    """A cell's centre (lat, lng) and the farthest any point of the cell lies from it (m).
+
+    H3 edges are great-circle arcs (straight in each face's gnomonic projection), so a cell is
+    geodesically convex and its farthest point from the centre is a vertex.
+    """
+    lat, lng = h3i.cell_to_latlng(cell)
+    far = max(haversine_raw_m(lat, lng, vlat, vlng) for vlat, vlng in h3i.cell_to_boundary(cell))
+    return lat, lng, far + REACH_SLACK_M
+
+
+# Flat-earth distances at the pair's mean latitude stay within 0.1% of the great-circle
+# distance over the few tens of km a search spans below 85° of latitude; the floors take 1%
+# off to stay lower bounds.
+FLAT_SLACK = 0.99
+M_PER_DEG = EARTH_RADIUS_M * math.pi / 180
+
+
+def cell_floors_m(point: LatLng, cells: Iterable[int]) -> list[tuple[float, int]]:
+    """(floor, cell) for each cell: a lower bound on the distance from `point` to any point
+    of the cell, by the triangle inequality through the cell's centre."""
+    lat0, lng0, cos, rad = point.lat, point.lng, math.cos, math.pi / 360
+    out = []
+    for cell in cells:
+        lat, lng, far = reach(cell)
+        dy, dx = lat - lat0, (lng - lng0) * cos((lat + lat0) * rad)
+        out.append((max(0.0, math.sqrt(dx * dx + dy * dy) * M_PER_DEG * FLAT_SLACK - far), cell))
     return out
+
+
+def cell_floor_m(point: LatLng, cell: int) -> float:
+    """The floor of one cell (see `cell_floors_m`)."""
+    return cell_floors_m(point, (cell,))[0][0]

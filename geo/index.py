@@ -17,6 +17,7 @@ spans two slots. Drivers are 16-byte ids; records travel as fixed-width binary.
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 import uuid
 from collections import defaultdict
@@ -32,7 +33,7 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
 from core.products import PRODUCT_CODES, Product
-from geo.cells import LatLng, ring_gap_m, rings, rings_within_m
+from geo.cells import LatLng, cell_floors_m, ring, ring_gap_m, rings_within_m
 
 DIRECTORY_SHARDS = 64
 HINT_MAX_SCANNED = 300   # a search that read more entries than this tries a finer level next
@@ -48,6 +49,8 @@ SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
 NO_CELL = b"\0" * 8
 CELL_ID = struct.Struct("<Q")
+CELL_FLOOR = struct.Struct("<Qd")
+FOUND = struct.Struct("<16sddddh")
 CODE_PRODUCTS = {code: product for product, code in PRODUCT_CODES.items()}
 
 
@@ -501,61 +504,57 @@ class RedisDriverIndex:
     def _search_level(self, fine: int, level: int, center: LatLng, product: Product, k: int,
                       radius_m: float, now_ms: int, status: DriverStatus,
                       max_ring: int | None) -> tuple[list[NearbyDriver], int, int, bool]:
-        """Search one level; `done` is False when it stopped at `max_ring` unsure."""
-        origin = f"{parent_int(fine, self.levels[level]):x}"
+        """Search one level, rings in growing chunks and cells nearest-bound first; `done` is
+        False when it stopped at `max_ring` unsure."""
+        origin = parent_int(fine, self.levels[level])
         last_ring = rings_within_m(origin, radius_m)
         bounded = max_ring is not None and last_ring > max_ring
         if max_ring is not None:
             last_ring = min(last_ring, max_ring)
-        pcode = PRODUCT_CODES[product]
-        found: dict[uuid.UUID, NearbyDriver] = {}
+        head = [PRODUCT_CODES[product], now_ms, self.ttl_ms, repr(center.lat), repr(center.lng)]
+        found: list[NearbyDriver] = []
+        limit = radius_m
         scanned = rings_used = 0
         first, size = 0, 3
         while first <= last_ring:
             last = min(last_ring, first + size - 1)
-            more, used = self._search_rings(origin, first, last, center, pcode, k, radius_m,
-                                            now_ms, status, found)
-            scanned, rings_used = scanned + more, first + used
-            best = sorted(found.values(), key=lambda d: (d.distance_m, d.driver_id.hex))[:k]
-            if len(best) >= k and best[-1].distance_m <= ring_gap_m(origin, last + 1):
-                return best, scanned, rings_used, True
+            candidates = sorted(
+                (floor, r, cell) for r in range(first, last + 1)
+                for floor, cell in cell_floors_m(center, ring(origin, r)) if floor <= limit)
+            more, used = self._search_cells(candidates, [*head, limit, k, int(status)], found)
+            scanned, rings_used = scanned + more, max(rings_used, used)
+            found = sorted(found, key=lambda d: (d.distance_m, d.driver_id.bytes))[:k]
+            if len(found) >= k:
+                limit = found[-1].distance_m
+                if limit <= ring_gap_m(origin, last + 1) or limit <= min(
+                        cell_floors_m(center, ring(origin, last + 1)), default=(math.inf,))[0]:
+                    return found, scanned, rings_used, True
             first, size = last + 1, size * 2
-        best = sorted(found.values(), key=lambda d: (d.distance_m, d.driver_id.hex))[:k]
-        return best, scanned, rings_used, not bounded
+        return found, scanned, rings_used, not bounded
 
-    def _search_rings(self, origin: str, first: int, last: int, center: LatLng, pcode: int,
-                      k: int, radius_m: float, now_ms: int, status: DriverStatus,
-                      found: dict[uuid.UUID, NearbyDriver]) -> tuple[int, int]:
-        width = last - first + 1
-        by_region: dict[int, list[list[bytes]]] = defaultdict(lambda: [[] for _ in range(width)])
-        region_res, cell_id = self.region_resolution, CELL_ID.pack
-        for offset, ring in enumerate(rings(int(origin, 16), first, last)):
-            for cell in ring:
-                by_region[parent_int(cell, region_res)][offset].append(cell_id(cell))
-        head = [pcode, now_ms, self.ttl_ms, repr(center.lat), repr(center.lng), radius_m, k,
-                int(status), width]
+    def _search_cells(self, candidates: list[tuple[float, int, int]], head: list[Any],
+                      found: list[NearbyDriver]) -> tuple[int, int]:
+        """One search script per region over its cells (one round trip); appends what they
+        found to `found`, returns entries scanned and the outermost ring read."""
+        by_region: dict[int, list[tuple[float, int, int]]] = defaultdict(list)
+        region_res = self.region_resolution
+        for candidate in candidates:
+            by_region[parent_int(candidate[2], region_res)].append(candidate)
         pipe = self.client.pipeline(transaction=False) if len(by_region) > 1 else None
-        replies = []
-        for region, per_ring in by_region.items():
-            args: list[object] = [self.region_prefix(f"{region:x}"), *head]
-            for offset, cells in enumerate(per_ring):
-                args.extend([len(cells), ring_gap_m(origin, first + offset + 1), *cells])
-            replies.append(self._run("search", args=args, client=pipe))
+        replies = [self._run("search", client=pipe, args=[
+            self.region_prefix(f"{region:x}"), *head,
+            b"".join(CELL_FLOOR.pack(cell, floor) for floor, _, cell in cells)])
+            for region, cells in by_region.items()]
         if pipe is not None:
             replies = self._scripts.execute(pipe)
         scanned = used = 0
-        for flat in replies:
-            scanned += int(flat[0])
-            used = max(used, int(flat[1]))
-            for i in range(2, len(flat), 6):
-                driver_id = uuid.UUID(bytes=flat[i])
-                found[driver_id] = NearbyDriver(
-                    driver_id=driver_id,
-                    point=LatLng(float(flat[i + 2]), float(flat[i + 3])),
-                    distance_m=float(flat[i + 1]),
-                    ts_ms=int(flat[i + 4]),
-                    heading_deg=int(flat[i + 5]),
-                )
+        for cells, (more, read, blob) in zip(by_region.values(), replies, strict=True):
+            scanned += more
+            if read:
+                used = max(used, max(r for _, r, _ in cells[:read]))
+            for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob):
+                found.append(NearbyDriver(uuid.UUID(bytes=member), LatLng(lat, lng), dist,
+                                          int(ts), heading))
         return scanned, used
 
     # -- freshness --------------------------------------------------------------------------

@@ -1,12 +1,15 @@
--- K nearest fresh drivers with a wanted status inside one region, ring by ring.
--- ARGV: prefix, product, now_ms, ttl_ms, lat, lng, radius_m, k, status, nrings,
---   then per ring: ncells, gap_next_m, cell...
--- Stops after a ring once it holds k drivers all nearer than the next ring can be.
--- Returns {entries scanned, rings used, id, dist_m, lat, lng, ts_ms, heading, ...} nearest first.
+-- K nearest fresh drivers with a wanted status inside one region, best cell first.
+-- ARGV: prefix, product, now_ms, ttl_ms, lat, lng, limit_m, k, status, cells
+--   cells: records '<c8d' of an 8-byte cell id and a lower bound on the distance from the
+--   query to any point of that cell, sorted by that bound.
+-- Reads cells in order and stops once it holds k drivers all nearer than the next cell's
+-- bound: no driver of that cell or any later one can enter the k nearest.
+-- Returns {entries scanned, cells read, results}; results are records '<c16ddddh' of id,
+-- distance (m), lat, lng, ts_ms and heading, nearest first.
 -- A flat-earth distance (off by far less than 1% at city scale) screens each entry; only
 -- entries that may enter the top k pay for the exact haversine.
 local sin, cos, asin, sqrt, min = math.sin, math.cos, math.asin, math.sqrt, math.min
-local unpack_entry, call = struct.unpack, redis.call
+local unpack_entry, pack, call = struct.unpack, struct.pack, redis.call
 local p, product = ARGV[1], ARGV[2]
 local at = p .. ':at'
 local CHUNK = 1000
@@ -17,7 +20,7 @@ local lat0d, lng0d = tonumber(ARGV[5]), tonumber(ARGV[6])
 local lat0 = lat0d * rad
 local coslat0 = cos(lat0)
 local radius, k, want = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local nrings = tonumber(ARGV[10])
+local cells = ARGV[10]
 local best = {}
 local function limit2()
   local limit = radius
@@ -47,33 +50,23 @@ local function consider(id, record)
   screen = limit2()
 end
 
-local scanned, used = 0, 0
-local i = 11
-for _ = 1, nrings do
-  used = used + 1
-  local ncells, gap_next = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
-  i = i + 2
-  for c = i, i + ncells - 1 do
-    local members = call('HKEYS', p .. ':c:' .. ARGV[c] .. ':' .. product)
-    scanned = scanned + #members
-    for first = 1, #members, CHUNK do
-      local last = math.min(#members, first + CHUNK - 1)
-      local records = call('HMGET', at, unpack(members, first, last))
-      for j = 1, last - first + 1 do
-        if records[j] then consider(members[first + j - 1], records[j]) end
-      end
+local scanned, read = 0, 0
+for offset = 1, #cells, 16 do
+  local cell, floor = unpack_entry('<c8d', cells, offset)
+  if floor > radius or (#best >= k and best[#best][1] <= floor) then break end
+  read = read + 1
+  local members = call('HKEYS', p .. ':c:' .. cell .. ':' .. product)
+  scanned = scanned + #members
+  for first = 1, #members, CHUNK do
+    local last = min(#members, first + CHUNK - 1)
+    local records = call('HMGET', at, unpack(members, first, last))
+    for j = 1, last - first + 1 do
+      if records[j] then consider(members[first + j - 1], records[j]) end
     end
   end
-  i = i + ncells
-  if #best >= k and best[#best][1] <= gap_next then break end
 end
-local out = {scanned, used}
-for _, row in ipairs(best) do
-  out[#out + 1] = row[2]
-  out[#out + 1] = string.format('%.3f', row[1])
-  out[#out + 1] = string.format('%.7f', row[3])
-  out[#out + 1] = string.format('%.7f', row[4])
-  out[#out + 1] = string.format('%d', row[5])
-  out[#out + 1] = row[6]
+local out = {}
+for i, row in ipairs(best) do
+  out[i] = pack('<c16ddddh', row[2], row[1], row[3], row[4], row[5], row[6])
 end
-return out
+return {scanned, read, table.concat(out)}

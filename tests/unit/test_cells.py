@@ -7,7 +7,7 @@ import h3
 import h3.api.basic_int as h3i
 import pytest
 
-from geo.cells import LatLng, cell_of, haversine_m, ring_gap_m, rings
+from geo.cells import LatLng, cell_floor_m, cell_of, haversine_m, ring, ring_gap_m
 from geo.index import parent_int
 
 
@@ -29,9 +29,9 @@ def test_ring_gap_is_a_lower_bound(resolution: int) -> None:
     for _ in range(40):
         origin = LatLng(rng.uniform(-60, 60), rng.uniform(-179, 179))
         cell = cell_of(origin, resolution)
-        for k, ring in enumerate(rings(int(cell, 16), 2, 5), start=2):
-            bound = ring_gap_m(cell, k)
-            for other in (f"{c:x}" for c in ring):
+        for k in range(2, 6):
+            bound = ring_gap_m(int(cell, 16), k)
+            for other in (f"{c:x}" for c in ring(int(cell, 16), k)):
                 for _ in range(3):  # random points inside both cells
                     a = _point_in(cell, rng)
                     b = _point_in(other, rng)
@@ -44,6 +44,33 @@ def _point_in(cell: str, rng: random.Random) -> LatLng:
     lat, lng = boundary[rng.randrange(len(boundary))]
     f = rng.random()
     return LatLng(centre[0] + (lat - centre[0]) * f, centre[1] + (lng - centre[1]) * f)
+
+
+@pytest.mark.parametrize("resolution", [7, 8, 9, 10, 11])
+def test_cell_floor_is_a_lower_bound(resolution: int) -> None:
+    """No point of a cell, its vertices included, lies nearer than the cell's floor; points
+    that H3 itself puts in the cell are checked too."""
+    rng = random.Random(resolution)
+    for _ in range(60):
+        query = LatLng(rng.uniform(-85, 85), rng.uniform(-179, 179))
+        origin = h3i.latlng_to_cell(query.lat, query.lng, resolution)
+        for cell in (c for k in range(6) for c in ring(origin, k)):
+            floor = cell_floor_m(query, cell)
+            inside = [LatLng(*v) for v in h3i.cell_to_boundary(cell)]
+            inside += [_point_in(f"{cell:x}", rng) for _ in range(5)]
+            for point in inside:
+                assert haversine_m(query, point) >= floor
+
+
+def test_cell_floor_never_misses_points_h3_assigns() -> None:
+    """Points scattered around a query: each lies no nearer than its own H3 cell's floor."""
+    rng = random.Random(1)
+    for _ in range(3000):
+        query = LatLng(rng.uniform(-60, 60), rng.uniform(-170, 170))
+        point = LatLng(query.lat + rng.uniform(-0.01, 0.01), query.lng + rng.uniform(-0.01, 0.01))
+        for resolution in (8, 9, 10):
+            cell = h3i.latlng_to_cell(point.lat, point.lng, resolution)
+            assert haversine_m(query, point) >= cell_floor_m(query, cell)
 
 
 def test_integer_parent_matches_h3() -> None:

@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 
 
+MAX_LEVEL_SPAN = 3  # a coarse search cell's reach walks 7**span descendants once per process
+
+
 class Settings(BaseSettings):
     """Every tunable of the product; SPEC.md's defaults."""
 
@@ -43,7 +46,7 @@ class Settings(BaseSettings):
     eta_detour_factor: float = Field(1.35, ge=1.0)
     eta_speed_kmh_peak: float = Field(18.0, gt=0)
     eta_speed_kmh_offpeak: float = Field(30.0, gt=0)
-    dispatch_radius_m: float = Field(5000.0, gt=0)
+    dispatch_radius_m: float = Field(5000.0, gt=0, le=50_000)
     dispatch_candidates: int = Field(10, gt=0)
     offer_timeout_s: float = Field(15.0, gt=0)
     max_offers_per_trip: int = Field(5, gt=0)
@@ -77,6 +80,8 @@ class Settings(BaseSettings):
         levels = [int(v) for v in value.split(",") if v.strip()]
         if not levels or any(not 6 <= lvl <= 13 for lvl in levels):
             raise ValueError("search resolutions must be between 6 and 13")
+        if max(levels) - min(levels) > MAX_LEVEL_SPAN:
+            raise ValueError(f"search resolutions may span at most {MAX_LEVEL_SPAN} resolutions")
         return ",".join(str(lvl) for lvl in sorted(set(levels), reverse=True))
 
     @cached_property

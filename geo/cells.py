@@ -42,29 +42,6 @@ def haversine_raw_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
-@lru_cache(maxsize=65_536)
-def min_edge_m(cell: int) -> float:
-    """The shortest edge of a cell: the local scale for ring distance bounds."""
-    return min(h3i.edge_length(e, "m") for e in h3i.origin_to_directed_edges(cell))
-
-
-GAP_PER_RING = 0.9  # edges
-
-
-def ring_gap_m(cell: int, ring: int) -> float:
-    """A lower bound on the distance from any point in `cell` to any point of its ring `ring`.
-
-    On a hexagonal grid the gap grows by 1.5 edges per ring in the flat direction and by at
-    least one edge per ring toward a vertex; 0.9 edge per ring leaves room for H3's distortion.
-    """
-    return max(0, ring - 1) * GAP_PER_RING * min_edge_m(cell)
-
-
-def rings_within_m(cell: int, radius_m: float) -> int:
-    """The last ring around `cell` that can hold a point within radius_m of a point in it."""
-    return max(1, int(radius_m / (GAP_PER_RING * min_edge_m(cell))) + 1)
-
-
 @lru_cache(maxsize=131_072)
 def ring(cell: int, k: int) -> tuple[int, ...]:
     """Ring `k` around `cell`, as integer cells (pentagon-safe)."""
@@ -80,15 +57,27 @@ REACH_SLACK_M = 0.5
 
 
 @lru_cache(maxsize=262_144)
-def reach(cell: int) -> tuple[float, float, float]:
-    """A cell's centre (lat, lng) and the farthest any point of the cell lies from it (m).
+def reach(cell: int, finest: int) -> tuple[float, float, float]:
+    """A cell's centre (lat, lng) and the farthest (m) from it that a point whose `finest`-level
+    cell descends from it can lie.
 
-    H3 edges are great-circle arcs (straight in each face's gnomonic projection), so a cell is
+    H3's hierarchy is logical, not geometric: a cell's children spill a few percent past its
+    hexagon, so a coarse cell's reach is the farthest its children's reaches go (the triangle
+    inequality through each child's centre). At `finest` it is the farthest vertex: H3 edges
+    are great-circle arcs (straight in each face's gnomonic projection), so each hexagon is
     geodesically convex and its farthest point from the centre is a vertex.
     """
     lat, lng = h3i.cell_to_latlng(cell)
-    far = max(haversine_raw_m(lat, lng, vlat, vlng) for vlat, vlng in h3i.cell_to_boundary(cell))
-    return lat, lng, far + REACH_SLACK_M
+    resolution = h3i.get_resolution(cell)
+    if resolution >= finest:
+        far = max(haversine_raw_m(lat, lng, vlat, vlng)
+                  for vlat, vlng in h3i.cell_to_boundary(cell))
+        return lat, lng, far + REACH_SLACK_M
+    far = 0.0
+    for child in h3i.cell_to_children(cell, resolution + 1):
+        clat, clng, cfar = reach(child, finest)
+        far = max(far, haversine_raw_m(lat, lng, clat, clng) + cfar)
+    return lat, lng, far
 
 
 # Flat-earth distances at the pair's mean latitude stay within 0.1% of the great-circle
@@ -98,18 +87,22 @@ FLAT_SLACK = 0.99
 M_PER_DEG = EARTH_RADIUS_M * math.pi / 180
 
 
-def cell_floors_m(point: LatLng, cells: Iterable[int]) -> list[tuple[float, int]]:
+def cell_floors_m(point: LatLng, cells: Iterable[int], finest: int) -> list[tuple[float, int]]:
     """(floor, cell) for each cell: a lower bound on the distance from `point` to any point
-    of the cell, by the triangle inequality through the cell's centre."""
+    whose `finest`-level cell descends from it, by the triangle inequality through the cell's
+    centre."""
     lat0, lng0, cos, rad = point.lat, point.lng, math.cos, math.pi / 360
     out = []
     for cell in cells:
-        lat, lng, far = reach(cell)
-        dy, dx = lat - lat0, (lng - lng0) * cos((lat + lat0) * rad)
+        lat, lng, far = reach(cell, finest)
+        dl = lng - lng0
+        if not -180.0 <= dl <= 180.0:                      # across the antimeridian
+            dl -= math.copysign(360.0, dl)
+        dy, dx = lat - lat0, dl * cos((lat + lat0) * rad)
         out.append((max(0.0, math.sqrt(dx * dx + dy * dy) * M_PER_DEG * FLAT_SLACK - far), cell))
     return out
 
 
-def cell_floor_m(point: LatLng, cell: int) -> float:
+def cell_floor_m(point: LatLng, cell: int, finest: int) -> float:
     """The floor of one cell (see `cell_floors_m`)."""
-    return cell_floors_m(point, (cell,))[0][0]
+    return cell_floors_m(point, (cell,), finest)[0][0]

@@ -4,9 +4,10 @@ Key design (README, "Driver index"): every key of a region shares the hash tag `
 the cell's H3 parent at `region_resolution`, so a region lives on one Redis Cluster slot.
 Drivers' directory records live in `DIRECTORY_SHARDS` hashes tagged `{sNN}`.
 - `P:dir:{sNN}`            hash driver -> directory record (position, time, status, ...)
-- `P:{R}:c:<cell>:<prod>`  hash driver -> (lat, lng, ts_ms, status, heading)
-- `P:{R}:at`               hash driver -> (ts_ms, cell, product): where the driver sits in R
-- `P:{R}:gone`             hash driver -> ts_ms tombstones of drivers that left R
+- `P:locs:{sNN}`           stream of location samples for the relay
+- `P:{R}:c:<cell>:<prod>`  hash of the cell's drivers (empty values), one per search level
+- `P:{R}:at`               hash driver -> position, time, status and its cell at each level;
+                           a record without cells is a tombstone of a driver that left R
 - `P:regions`              set of regions seen (for the sweeper)
 A batch of pings costs two round trips: one claim script per directory shard (serialising
 each driver's pings by time), then one place script per region that moves cell entries
@@ -33,12 +34,14 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import NoScriptError
 
 from core.products import PRODUCT_CODES, Product
-from geo.cells import LatLng, cell_floors_m, ring, ring_gap_m, rings_within_m
+from core.settings import MAX_LEVEL_SPAN
+from geo.cells import LatLng, cell_floors_m, ring
 
 DIRECTORY_SHARDS = 64
 HINT_MAX_SCANNED = 300   # a search that read more entries than this tries a finer level next
 HINT_MAX_RINGS = 5       # one that needed more rings than this tries a coarser level next
 HINT_CAPACITY = 200_000
+MAX_SEARCH_RADIUS_M = 50_000.0  # a city-scale search; wider ones belong to another tool
 MAX_FINE_RINGS = 2       # beyond rings 0-2 a finer level hands over to the next coarser one
 DIRECTORY = struct.Struct("<dddBBhBdd15s")
 CLAIM_IN = struct.Struct("<16sdddh15s")
@@ -264,9 +267,13 @@ class RedisDriverIndex:
         self.levels = tuple(sorted(set(levels), reverse=True))
         if not self.levels or self.levels[-1] <= region_resolution or self.levels[0] > 15:
             raise ValueError("search levels must lie between the region resolution and 15")
+        if self.levels[0] - self.levels[-1] > MAX_LEVEL_SPAN:
+            raise ValueError(f"search levels may span at most {MAX_LEVEL_SPAN} resolutions")
         self._hints: dict[int, int] = {}
         self._known_regions: set[bytes] = set()
         self.region_resolution = region_resolution
+        unused = (1 << (3 * (15 - region_resolution))) - 1   # parent_int, unrolled
+        self._region_mask = (~_RES_MASK & ~unused, (region_resolution << 52) | unused)
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
         self.max_speed_mps = max_speed_kmh / 3.6
@@ -479,6 +486,8 @@ class RedisDriverIndex:
         area that follows the density seen: finer when a search scanned many entries, coarser
         when it had to expand many rings.
         """
+        if not 0 < radius_m <= MAX_SEARCH_RADIUS_M:
+            raise ValueError(f"radius_m must be within (0, {MAX_SEARCH_RADIUS_M:.0f}]")
         fine = h3i.latlng_to_cell(center.lat, center.lng, self.levels[0])
         area = parent_int(fine, self.levels[-1])
         coarsest = len(self.levels) - 1
@@ -504,42 +513,45 @@ class RedisDriverIndex:
     def _search_level(self, fine: int, level: int, center: LatLng, product: Product, k: int,
                       radius_m: float, now_ms: int, status: DriverStatus,
                       max_ring: int | None) -> tuple[list[NearbyDriver], int, int, bool]:
-        """Search one level, rings in growing chunks and cells nearest-bound first; `done` is
-        False when it stopped at `max_ring` unsure."""
+        """Search one level: rings in growing chunks, each chunk's cells nearest floor first.
+        Done once no cell of the next ring can hold a driver nearer than the k-th found (or
+        within the radius); `done` is False when it stopped at `max_ring` unsure."""
+        finest = self.levels[0]
         origin = parent_int(fine, self.levels[level])
-        last_ring = rings_within_m(origin, radius_m)
-        bounded = max_ring is not None and last_ring > max_ring
-        if max_ring is not None:
-            last_ring = min(last_ring, max_ring)
         head = [PRODUCT_CODES[product], now_ms, self.ttl_ms, repr(center.lat), repr(center.lng)]
         found: list[NearbyDriver] = []
         limit = radius_m
         scanned = rings_used = 0
         first, size = 0, 3
-        while first <= last_ring:
-            last = min(last_ring, first + size - 1)
+        while True:
+            last = first + size - 1 if max_ring is None else min(max_ring, first + size - 1)
             candidates = sorted(
                 (floor, r, cell) for r in range(first, last + 1)
-                for floor, cell in cell_floors_m(center, ring(origin, r)) if floor <= limit)
-            more, used = self._search_cells(candidates, [*head, limit, k, int(status)], found)
-            scanned, rings_used = scanned + more, max(rings_used, used)
-            found = sorted(found, key=lambda d: (d.distance_m, d.driver_id.bytes))[:k]
-            if len(found) >= k:
-                limit = found[-1].distance_m
-                if limit <= ring_gap_m(origin, last + 1) or limit <= min(
-                        cell_floors_m(center, ring(origin, last + 1)), default=(math.inf,))[0]:
-                    return found, scanned, rings_used, True
+                for floor, cell in cell_floors_m(center, ring(origin, r), finest)
+                if floor <= limit)
+            if candidates:
+                more, used = self._search_cells(candidates, [*head, limit, k, int(status)],
+                                                found)
+                scanned, rings_used = scanned + more, max(rings_used, used)
+                found = sorted(found, key=lambda d: (d.distance_m, d.driver_id.bytes))[:k]
+                if len(found) >= k:
+                    limit = found[-1].distance_m
+            beyond = min(cell_floors_m(center, ring(origin, last + 1), finest),
+                         default=(math.inf, 0))[0]
+            if beyond > limit:
+                return found, scanned, rings_used, True
+            if max_ring is not None and last >= max_ring:
+                return found, scanned, rings_used, False
             first, size = last + 1, size * 2
-        return found, scanned, rings_used, not bounded
 
     def _search_cells(self, candidates: list[tuple[float, int, int]], head: list[Any],
                       found: list[NearbyDriver]) -> tuple[int, int]:
         """One search script per region over its cells (one round trip); appends what they
         found to `found`, returns entries scanned and the outermost ring read."""
-        by_region: dict[int, list[tuple[float, int, int]]] = defaultdict(list)
-        region_res = self.region_resolution
+        keep, bits = self._region_mask
+        by_region: dict[int, list[tuple[float, int, int]]] = {}
         for candidate in candidates:
-            by_region[parent_int(candidate[2], region_res)].append(candidate)
+            by_region.setdefault((candidate[2] & keep) | bits, []).append(candidate)
         pipe = self.client.pipeline(transaction=False) if len(by_region) > 1 else None
         replies = [self._run("search", client=pipe, args=[
             self.region_prefix(f"{region:x}"), *head,

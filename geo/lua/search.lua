@@ -6,7 +6,8 @@
 -- bound: no driver of that cell or any later one can enter the k nearest.
 -- Returns {entries scanned, cells read, results}; results are records '<c16ddddh' of id,
 -- distance (m), lat, lng, ts_ms and heading, nearest first.
--- A flat-earth distance (off by far less than 1% at city scale) screens each entry; only
+-- A flat-earth distance at the pair's mean latitude (off by far less than 1% at city scale)
+-- screens each entry; only
 -- entries that may enter the top k pay for the exact haversine.
 local sin, cos, asin, sqrt, min = math.sin, math.cos, math.asin, math.sqrt, math.min
 local unpack_entry, pack, call = struct.unpack, struct.pack, redis.call
@@ -34,7 +35,9 @@ local screen = limit2()
 local function consider(id, record)
   local lat, lng, ts, _, st, hdg = unpack_entry('<dddBBh', record)
   if st ~= want or ts < fresh_after then return end
-  local dy, dx = lat - lat0d, (lng - lng0d) * coslat0
+  local dl = lng - lng0d
+  if dl > 180 then dl = dl - 360 elseif dl < -180 then dl = dl + 360 end
+  local dy, dx = lat - lat0d, dl * cos((lat + lat0d) * rad / 2)
   if dx * dx + dy * dy > screen then return end
   local la = lat * rad
   local s1, s2 = sin((la - lat0) / 2), sin((lng - lng0d) * rad / 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import uuid
@@ -132,7 +133,7 @@ def test_out_of_order_and_impossible_pings_do_not_move_the_driver(
     teleport = index.ingest([PositionUpdate(driver, offset(CENTRE, 50_000, 0), T0 + 1000)])[0]
     assert teleport.outcome is Outcome.IMPOSSIBLE
     # Flagged drivers are kept out of matching until their pings are plausible again.
-    assert index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=100_000, now_ms=T0 + 1000) == []
+    assert index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=10_000, now_ms=T0 + 1000) == []
     state = index.get(driver)
     assert state is not None and state.flagged
 
@@ -195,7 +196,7 @@ def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count:
                                     radius_m: float, spread_m: float) -> None:
     redis_client.flushdb()
     # Three levels; region boundaries within reach of the queries.
-    index = RedisDriverIndex(redis_client, levels=(11, 9, 7), region_resolution=6)
+    index = RedisDriverIndex(redis_client, levels=(11, 10, 9), region_resolution=6)
     rng = random.Random(seed)
     drivers = {}
     for _ in range(count):
@@ -218,6 +219,20 @@ def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count:
         assert [d.driver_id.hex for d in found] == [h for _, h in expected], level
         for got, (dist, _) in zip(found, expected, strict=True):
             assert got.distance_m == pytest.approx(dist, abs=0.01)
+
+
+def test_nearby_finds_drivers_across_the_antimeridian(index: RedisDriverIndex) -> None:
+    """Longitudes wrap: a driver 200 m east of a query at 179.999 sits near -179.999."""
+    query = LatLng(-17.0, 179.999)
+    step = 200 / (111_320 * math.cos(math.radians(query.lat)))         # 200 m of longitude
+    east = LatLng(query.lat, query.lng + step - 360)                  # -179.99912
+    near, far = uuid.uuid4(), uuid.uuid4()
+    for driver, point in ((near, east), (far, offset(query, 0, -900))):
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        index.ingest([PositionUpdate(driver, point, T0)])
+    found = index.nearby(query, Product.ECONOMY, k=2, radius_m=1000, now_ms=T0)
+    assert [d.driver_id for d in found] == [near, far]
+    assert found[0].distance_m == pytest.approx(200, abs=1)
 
 
 def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(

@@ -18,7 +18,7 @@ NOW = datetime.now(UTC)
 
 def test_round_trip() -> None:
     who = Principal(uuid.uuid4(), Role.DRIVER)
-    token = issue_token(who, secret=SECRET, algorithm="HS256", ttl_s=60, now=NOW)
+    token = issue_token(who, secret=SECRET, algorithm="HS256", ttl_s=60, now=datetime.now(UTC))
     assert read_token(token, secret=SECRET, algorithm="HS256") == who
 
 

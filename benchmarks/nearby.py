@@ -25,7 +25,7 @@ from benchmarks.city import City, make_city, query_points
 from benchmarks.report import Figure, bench_redis, header, median, percentile, show, sizes
 from core.products import Product
 from core.settings import Settings
-from geo.cells import LatLng, reach, ring
+from geo.cells import LatLng, reach, ring, ring_reach, ring_span
 from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex
 
 K, RADIUS_M = 10, 3000.0
@@ -87,7 +87,7 @@ def measure(queries: list[LatLng], run: Callable[[LatLng], object],
 
 def forget_geometry() -> None:
     """Empty the per-process caches of cell geometry (as in a process just started)."""
-    for cached in (reach, ring):
+    for cached in (reach, ring, ring_reach, ring_span):
         cached.cache_clear()
 
 

@@ -11,6 +11,7 @@ import h3
 import h3.api.basic_int as h3i
 
 EARTH_RADIUS_M = 6_371_008.8
+M_PER_DEG = EARTH_RADIUS_M * math.pi / 180
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +71,7 @@ def reach(cell: int, finest: int) -> tuple[float, float, float]:
     lat, lng = h3i.cell_to_latlng(cell)
     resolution = h3i.get_resolution(cell)
     if resolution >= finest:
-        far = max(haversine_raw_m(lat, lng, vlat, vlng)
-                  for vlat, vlng in h3i.cell_to_boundary(cell))
-        return lat, lng, far + REACH_SLACK_M
+        return lat, lng, _vertex_reach_m(lat, lng, h3i.cell_to_boundary(cell)) + REACH_SLACK_M
     far = 0.0
     for child in h3i.cell_to_children(cell, resolution + 1):
         clat, clng, cfar = reach(child, finest)
@@ -80,29 +79,74 @@ def reach(cell: int, finest: int) -> tuple[float, float, float]:
     return lat, lng, far
 
 
+def _vertex_reach_m(lat: float, lng: float, vertices: tuple[tuple[float, float], ...]) -> float:
+    """The farthest vertex from (lat, lng): flat-earth over a cell's few km at most (off by
+    well under 1% below 80° of latitude, so 1% over is an upper bound); great-circle nearer
+    the poles."""
+    if abs(lat) > 80.0:
+        return max(haversine_raw_m(lat, lng, vlat, vlng) for vlat, vlng in vertices)
+    scale = math.cos(math.radians(lat))
+    far2 = 0.0
+    for vlat, vlng in vertices:
+        dl = vlng - lng
+        if not -180.0 <= dl <= 180.0:
+            dl -= math.copysign(360.0, dl)
+        far2 = max(far2, (vlat - lat) ** 2 + (dl * scale) ** 2)
+    return math.sqrt(far2) * M_PER_DEG * 1.01
+
+
 # Flat-earth distances at the pair's mean latitude stay within 0.1% of the great-circle
 # distance over the few tens of km a search spans below 85° of latitude; the floors take 1%
 # off to stay lower bounds.
 FLAT_SLACK = 0.99
-M_PER_DEG = EARTH_RADIUS_M * math.pi / 180
 
 
-def cell_floors_m(point: LatLng, cells: Iterable[int], finest: int) -> list[tuple[float, int]]:
+Reach = tuple[float, float, float, int]  # centre lat, lng, reach (m), cell
+
+
+@lru_cache(maxsize=65_536)
+def ring_reach(cell: int, k: int, finest: int) -> tuple[Reach, ...]:
+    """Ring k around `cell` with each cell's centre and reach (see `reach`)."""
+    return tuple((*reach(other, finest), other) for other in ring(cell, k))
+
+
+def cell_floors_m(point: LatLng, cells: Iterable[Reach]) -> list[tuple[float, int]]:
     """(floor, cell) for each cell: a lower bound on the distance from `point` to any point
-    whose `finest`-level cell descends from it, by the triangle inequality through the cell's
+    whose finest-level cell descends from it, by the triangle inequality through the cell's
     centre."""
-    lat0, lng0, cos, rad = point.lat, point.lng, math.cos, math.pi / 360
+    lat0, lng0, cos, sqrt, rad = point.lat, point.lng, math.cos, math.sqrt, math.pi / 360
+    scale = M_PER_DEG * FLAT_SLACK
     out = []
-    for cell in cells:
-        lat, lng, far = reach(cell, finest)
+    for lat, lng, far, cell in cells:
         dl = lng - lng0
         if not -180.0 <= dl <= 180.0:                      # across the antimeridian
             dl -= math.copysign(360.0, dl)
         dy, dx = lat - lat0, dl * cos((lat + lat0) * rad)
-        out.append((max(0.0, math.sqrt(dx * dx + dy * dy) * M_PER_DEG * FLAT_SLACK - far), cell))
+        floor = sqrt(dx * dx + dy * dy) * scale - far
+        out.append((floor if floor > 0.0 else 0.0, cell))
     return out
+
+
+@lru_cache(maxsize=65_536)
+def ring_span(cell: int, k: int, finest: int) -> tuple[float, float]:
+    """Ring k around `cell`: how near its cells' centres come to `cell`'s centre, and the
+    largest reach among them (great-circle metres)."""
+    lat, lng, _ = reach(cell, finest)
+    others = ring_reach(cell, k, finest)
+    return (min((haversine_raw_m(lat, lng, olat, olng) for olat, olng, _, _ in others),
+                default=math.inf),
+            max((far for _, _, far, _ in others), default=0.0))
+
+
+def ring_floor_m(point: LatLng, cell: int, k: int, finest: int) -> float:
+    """A lower bound on the distance from `point` to anything in ring k around `cell`, in one
+    step: the ring's centres are at least `near` from `cell`'s centre, so at least `near`
+    minus the point's own distance from that centre from the point."""
+    lat, lng, _ = reach(cell, finest)
+    near, far = ring_span(cell, k, finest)
+    return max(0.0, near - haversine_raw_m(point.lat, point.lng, lat, lng) - far)
 
 
 def cell_floor_m(point: LatLng, cell: int, finest: int) -> float:
     """The floor of one cell (see `cell_floors_m`)."""
-    return cell_floors_m(point, (cell,), finest)[0][0]
+    return cell_floors_m(point, ((*reach(cell, finest), cell),))[0][0]

@@ -35,12 +35,12 @@ from redis.exceptions import NoScriptError
 
 from core.products import PRODUCT_CODES, Product
 from core.settings import MAX_LEVEL_SPAN
-from geo.cells import LatLng, cell_floors_m, ring
+from geo.cells import LatLng, cell_floors_m, ring_floor_m, ring_reach
 
 DIRECTORY_SHARDS = 64
-HINT_MAX_SCANNED = 300   # a search that read more entries than this tries a finer level next
-HINT_MAX_RINGS = 5       # one that needed more rings than this tries a coarser level next
 HINT_CAPACITY = 200_000
+# Rings 0-2 of a level certify answers out to ~2.5 edges from the query (ring 3's floor).
+CERTAIN_EDGES = 2.5
 MAX_SEARCH_RADIUS_M = 50_000.0  # a city-scale search; wider ones belong to another tool
 MAX_FINE_RINGS = 2       # beyond rings 0-2 a finer level hands over to the next coarser one
 DIRECTORY = struct.Struct("<dddBBhBdd15s")
@@ -269,7 +269,9 @@ class RedisDriverIndex:
             raise ValueError("search levels must lie between the region resolution and 15")
         if self.levels[0] - self.levels[-1] > MAX_LEVEL_SPAN:
             raise ValueError(f"search levels may span at most {MAX_LEVEL_SPAN} resolutions")
-        self._hints: dict[int, int] = {}
+        self._hints: dict[int, float] = {}   # area -> how far its last search had to look
+        self._certain_m = [CERTAIN_EDGES * h3i.average_hexagon_edge_length(lvl, "m")
+                           for lvl in self.levels[:-1]]
         self._known_regions: set[bytes] = set()
         self.region_resolution = region_resolution
         unused = (1 << (3 * (15 - region_resolution))) - 1   # parent_int, unrolled
@@ -482,92 +484,90 @@ class RedisDriverIndex:
     ) -> list[NearbyDriver]:
         """The k nearest fresh drivers within radius_m, nearest first.
 
-        Exact at every level; the level only sets the cost. It comes from a hint per coarse
-        area that follows the density seen: finer when a search scanned many entries, coarser
-        when it had to expand many rings.
+        Exact at every level; the level only sets the cost. A hint per coarse area remembers
+        how far its last search had to look (the k-th distance, or the radius when fewer were
+        found; an area not seen yet takes its parent area's), and the search starts at the
+        finest level whose rings 0-2 can certify that far.
+        A level that cannot certify hands what it found to the next coarser one.
         """
         if not 0 < radius_m <= MAX_SEARCH_RADIUS_M:
             raise ValueError(f"radius_m must be within (0, {MAX_SEARCH_RADIUS_M:.0f}]")
         fine = h3i.latlng_to_cell(center.lat, center.lng, self.levels[0])
-        area = parent_int(fine, self.levels[-1])
         coarsest = len(self.levels) - 1
         if level is not None:
             return self._search_level(fine, level, center, product, k, radius_m, now_ms,
-                                      status, None)[0]
-        start = level = self._hints.get(area, 0)
+                                      status, None, [])[0]
+        area = parent_int(fine, self.levels[-1])
+        wider = parent_int(area, self.levels[-1] - 1)
+        reach_m = self._hints.get(area, self._hints.get(wider))
+        level = 0 if reach_m is None else next(
+            (i for i, certain in enumerate(self._certain_m) if certain >= reach_m), coarsest)
+        found: list[NearbyDriver] = []
         while True:
             cap = None if level == coarsest else MAX_FINE_RINGS
-            found, scanned, rings_used, done = self._search_level(
-                fine, level, center, product, k, radius_m, now_ms, status, cap)
+            found, done = self._search_level(fine, level, center, product, k, radius_m, now_ms,
+                                             status, cap, found)
             if done:
                 break
             level += 1          # too sparse here for this level: a coarser one is cheaper
-        if level > start or (rings_used > HINT_MAX_RINGS and level < coarsest):
-            self._hints[area] = min(level + (rings_used > HINT_MAX_RINGS), coarsest)
-        elif scanned > HINT_MAX_SCANNED and level > 0:
-            self._hints[area] = level - 1
-        if len(self._hints) > HINT_CAPACITY:
+        if len(self._hints) >= HINT_CAPACITY:
             self._hints.clear()
+        self._hints[area] = self._hints[wider] = (
+            found[-1].distance_m if len(found) >= k else radius_m)
         return found
 
     def _search_level(self, fine: int, level: int, center: LatLng, product: Product, k: int,
                       radius_m: float, now_ms: int, status: DriverStatus,
-                      max_ring: int | None) -> tuple[list[NearbyDriver], int, int, bool]:
+                      max_ring: int | None, seed: list[NearbyDriver],
+                      ) -> tuple[list[NearbyDriver], bool]:
         """Search one level: rings in growing chunks, each chunk's cells nearest floor first.
         Done once no cell of the next ring can hold a driver nearer than the k-th found (or
-        within the radius); `done` is False when it stopped at `max_ring` unsure."""
+        within the radius); `done` is False when it stopped at `max_ring` unsure. `seed` holds
+        drivers found at a finer level: they bound the search from the start."""
         finest = self.levels[0]
         origin = parent_int(fine, self.levels[level])
         head = [PRODUCT_CODES[product], now_ms, self.ttl_ms, repr(center.lat), repr(center.lng)]
-        found: list[NearbyDriver] = []
-        limit = radius_m
-        scanned = rings_used = 0
+        found = seed
+        limit = found[-1].distance_m if len(found) >= k else radius_m
         first, size = 0, 3
         while True:
             last = first + size - 1 if max_ring is None else min(max_ring, first + size - 1)
             candidates = sorted(
-                (floor, r, cell) for r in range(first, last + 1)
-                for floor, cell in cell_floors_m(center, ring(origin, r), finest)
+                (floor, cell) for r in range(first, last + 1)
+                for floor, cell in cell_floors_m(center, ring_reach(origin, r, finest))
                 if floor <= limit)
             if candidates:
-                more, used = self._search_cells(candidates, [*head, limit, k, int(status)],
-                                                found)
-                scanned, rings_used = scanned + more, max(rings_used, used)
-                found = sorted(found, key=lambda d: (d.distance_m, d.driver_id.bytes))[:k]
+                more = self._search_cells(candidates, [*head, limit, k, int(status)])
+                merged = {d.driver_id: d for d in (*found, *more)}
+                found = sorted(merged.values(),
+                               key=lambda d: (d.distance_m, d.driver_id.bytes))[:k]
                 if len(found) >= k:
                     limit = found[-1].distance_m
-            beyond = min(cell_floors_m(center, ring(origin, last + 1), finest),
-                         default=(math.inf, 0))[0]
-            if beyond > limit:
-                return found, scanned, rings_used, True
+            if ring_floor_m(center, origin, last + 1, finest) > limit or min(
+                    cell_floors_m(center, ring_reach(origin, last + 1, finest)),
+                    default=(math.inf, 0))[0] > limit:
+                return found, True
             if max_ring is not None and last >= max_ring:
-                return found, scanned, rings_used, False
+                return found, False
             first, size = last + 1, size * 2
 
-    def _search_cells(self, candidates: list[tuple[float, int, int]], head: list[Any],
-                      found: list[NearbyDriver]) -> tuple[int, int]:
-        """One search script per region over its cells (one round trip); appends what they
-        found to `found`, returns entries scanned and the outermost ring read."""
+    def _search_cells(self, candidates: list[tuple[float, int]],
+                      head: list[Any]) -> list[NearbyDriver]:
+        """One search script per region over its cells, in one round trip."""
         keep, bits = self._region_mask
-        by_region: dict[int, list[tuple[float, int, int]]] = {}
+        by_region: dict[int, list[tuple[float, int]]] = {}
         for candidate in candidates:
-            by_region.setdefault((candidate[2] & keep) | bits, []).append(candidate)
+            by_region.setdefault((candidate[1] & keep) | bits, []).append(candidate)
         pipe = self.client.pipeline(transaction=False) if len(by_region) > 1 else None
         replies = [self._run("search", client=pipe, args=[
             self.region_prefix(f"{region:x}"), *head,
-            b"".join(CELL_FLOOR.pack(cell, floor) for floor, _, cell in cells)])
+            b"".join(CELL_FLOOR.pack(cell, floor) for floor, cell in cells)])
             for region, cells in by_region.items()]
         if pipe is not None:
             replies = self._scripts.execute(pipe)
-        scanned = used = 0
-        for cells, (more, read, blob) in zip(by_region.values(), replies, strict=True):
-            scanned += more
-            if read:
-                used = max(used, max(r for _, r, _ in cells[:read]))
-            for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob):
-                found.append(NearbyDriver(uuid.UUID(bytes=member), LatLng(lat, lng), dist,
-                                          int(ts), heading))
-        return scanned, used
+        return [NearbyDriver(uuid.UUID(bytes=member), LatLng(lat, lng), dist, int(ts), heading)
+                for blob in replies
+                for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob)]
 
     # -- freshness --------------------------------------------------------------------------
     def sweep(self, *, now_ms: int, batch: int = 1000, tombstone_keep_s: float = 600) -> int:

@@ -4,11 +4,10 @@
 --   query to any point of that cell, sorted by that bound.
 -- Reads cells in order and stops once it holds k drivers all nearer than the next cell's
 -- bound: no driver of that cell or any later one can enter the k nearest.
--- Returns {entries scanned, cells read, results}; results are records '<c16ddddh' of id,
--- distance (m), lat, lng, ts_ms and heading, nearest first.
+-- Returns the results as records '<c16ddddh' of id, distance (m), lat, lng, ts_ms and
+-- heading, nearest first.
 -- A flat-earth distance at the pair's mean latitude (off by far less than 1% at city scale)
--- screens each entry; only
--- entries that may enter the top k pay for the exact haversine.
+-- screens each entry; only entries that may enter the top k pay for the exact haversine.
 local sin, cos, asin, sqrt, min = math.sin, math.cos, math.asin, math.sqrt, math.min
 local unpack_entry, pack, call = struct.unpack, struct.pack, redis.call
 local p, product = ARGV[1], ARGV[2]
@@ -53,13 +52,10 @@ local function consider(id, record)
   screen = limit2()
 end
 
-local scanned, read = 0, 0
 for offset = 1, #cells, 16 do
   local cell, floor = unpack_entry('<c8d', cells, offset)
   if floor > radius or (#best >= k and best[#best][1] <= floor) then break end
-  read = read + 1
   local members = call('HKEYS', p .. ':c:' .. cell .. ':' .. product)
-  scanned = scanned + #members
   for first = 1, #members, CHUNK do
     local last = min(#members, first + CHUNK - 1)
     local records = call('HMGET', at, unpack(members, first, last))
@@ -72,4 +68,4 @@ local out = {}
 for i, row in ipairs(best) do
   out[i] = pack('<c16ddddh', row[2], row[1], row[3], row[4], row[5], row[6])
 end
-return {scanned, read, table.concat(out)}
+return table.concat(out)

@@ -7,7 +7,7 @@ import h3
 import h3.api.basic_int as h3i
 import pytest
 
-from geo.cells import LatLng, cell_floor_m, haversine_m, ring
+from geo.cells import LatLng, cell_floor_m, haversine_m, ring, ring_floor_m
 from geo.index import parent_int
 
 
@@ -33,18 +33,21 @@ def _point_in(cell: str, rng: random.Random) -> LatLng:
 
 @pytest.mark.parametrize("resolution", [7, 8, 9, 10, 11])
 def test_cell_floor_is_a_lower_bound(resolution: int) -> None:
-    """No point of a cell, its vertices included, lies nearer than the cell's floor; points
-    that H3 itself puts in the cell are checked too."""
+    """No point of a cell, its vertices included, lies nearer than the cell's floor, nor than
+    the floor of the whole ring it belongs to."""
     rng = random.Random(resolution)
     for _ in range(60):
         query = LatLng(rng.uniform(-85, 85), rng.uniform(-179, 179))
         origin = h3i.latlng_to_cell(query.lat, query.lng, resolution)
-        for cell in (c for k in range(6) for c in ring(origin, k)):
+        ring_of = {c: k for k in range(6) for c in ring(origin, k)}
+        for cell in ring_of:
             floor = cell_floor_m(query, cell, resolution)
+            ring_floor = ring_floor_m(query, origin, ring_of[cell], resolution)
             inside = [LatLng(*v) for v in h3i.cell_to_boundary(cell)]
             inside += [_point_in(f"{cell:x}", rng) for _ in range(5)]
             for point in inside:
                 assert haversine_m(query, point) >= floor
+                assert haversine_m(query, point) >= ring_floor
 
 
 def test_cell_floor_holds_for_the_logical_parents_the_index_uses() -> None:
@@ -54,7 +57,7 @@ def test_cell_floor_holds_for_the_logical_parents_the_index_uses() -> None:
     ray from the cell's centre, where a floor that ignored the spill would be too high."""
     rng = random.Random(1)
     spill = 0
-    for _ in range(3000):
+    for _ in range(1000):
         point = LatLng(rng.uniform(-60, 60), rng.uniform(-170, 170))
         fine = h3i.latlng_to_cell(point.lat, point.lng, 10)
         for level in (10, 9, 8):
@@ -63,6 +66,8 @@ def test_cell_floor_holds_for_the_logical_parents_the_index_uses() -> None:
             query = LatLng(point.lat + (point.lat - clat) * 0.05,
                            point.lng + (point.lng - clng) * 0.05)
             assert haversine_m(query, point) >= cell_floor_m(query, cell, 10)
+            origin = h3i.grid_ring(cell, 1)[0]          # the point's cell is in its ring 1
+            assert haversine_m(query, point) >= ring_floor_m(query, origin, 1, 10)
             spill += cell != h3i.latlng_to_cell(point.lat, point.lng, level)
     assert spill > 0  # the sample does hold points outside their logical parent's hexagon
 

@@ -221,6 +221,30 @@ def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count:
             assert got.distance_m == pytest.approx(dist, abs=0.01)
 
 
+def test_a_repeat_search_starts_at_the_level_that_suits_the_area(
+        index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sparse drivers: the first search fails at the fine levels and climbs (several round
+    trips); the area's hint sends the next search there at once (one round trip)."""
+    for i in range(12):
+        driver = uuid.uuid4()
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        index.ingest([PositionUpdate(driver, offset(CENTRE, 700 + 60 * i, 300), T0)])
+    trips: list[int] = []
+    search = index._search_cells
+
+    def counted(*args: object) -> object:
+        trips.append(1)
+        return search(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index, "_search_cells", counted)
+    first = index.nearby(CENTRE, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
+    first_trips, trips[:] = len(trips), []
+    again = index.nearby(offset(CENTRE, 30, 30), Product.ECONOMY, k=10, radius_m=3000,
+                         now_ms=T0)
+    assert len(first) == len(again) == 10
+    assert first_trips >= 2 and len(trips) == 1
+
+
 def test_nearby_finds_drivers_across_the_antimeridian(index: RedisDriverIndex) -> None:
     """Longitudes wrap: a driver 200 m east of a query at 179.999 sits near -179.999."""
     query = LatLng(-17.0, 179.999)

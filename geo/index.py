@@ -5,13 +5,14 @@ the cell's H3 parent at `region_resolution`, so a region lives on one Redis Clus
 Drivers' directory records live in `DIRECTORY_SHARDS` hashes tagged `{sNN}`.
 - `P:dir:{sNN}`            hash driver -> directory record (position, time, status, ...)
 - `P:locs:{sNN}`           stream of location samples for the relay
-- `P:{R}:c:<cell>:<prod>`  hash of the cell's drivers (empty values), one per search level
-- `P:{R}:at`               hash driver -> position, time, status and its cell at each level;
-                           a record without cells is a tombstone of a driver that left R
+- `P:{R}:z:<prod>`         sorted set of the region's drivers, scored by the digits of their
+                           finest H3 cell below R: every search cell is one score range
+- `P:{R}:at`               hash driver -> position, time, product, status, heading; status 0
+                           is a tombstone of a driver that left R
 - `P:regions`              set of regions seen (for the sweeper)
 A batch of pings costs two round trips: one claim script per directory shard (serialising
-each driver's pings by time), then one place script per region that moves cell entries
-atomically. A move to another region evicts the old one with a tombstone, so no script ever
+each driver's pings by time), then one place script per region that re-scores each driver
+(one ZADD: a driver has one score, so it is never in two cells of a region). A move to another region evicts the old one with a tombstone, so no script ever
 spans two slots. Drivers are 16-byte ids; records travel as fixed-width binary.
 """
 
@@ -46,13 +47,11 @@ MAX_FINE_RINGS = 2       # beyond rings 0-2 a finer level hands over to the next
 DIRECTORY = struct.Struct("<dddBBhBdd15s")
 CLAIM_IN = struct.Struct("<16sdddh15s")
 CLAIM_OUT = struct.Struct("<BBBB15s")
-PLACE_HEAD = struct.Struct("<16sBdddhB")
+PLACE_IN = struct.Struct("<16sBdddhBd")
 EVICT_IN = struct.Struct("<16sd")
 SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
-NO_CELL = b"\0" * 8
-CELL_ID = struct.Struct("<Q")
-CELL_FLOOR = struct.Struct("<Qd")
+CELL_RANGE = struct.Struct("<ddd")
 FOUND = struct.Struct("<16sddddh")
 CODE_PRODUCTS = {code: product for product, code in PRODUCT_CODES.items()}
 
@@ -276,6 +275,9 @@ class RedisDriverIndex:
         self.region_resolution = region_resolution
         unused = (1 << (3 * (15 - region_resolution))) - 1   # parent_int, unrolled
         self._region_mask = (~_RES_MASK & ~unused, (region_resolution << 52) | unused)
+        # A driver's score: the digits of its finest cell below the region (<= 45 bits, exact
+        # as a double and as Lua's %.14g). A cell's drivers are one contiguous score range.
+        self._score_mask = unused
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
         self.max_speed_mps = max_speed_kmh / 3.6
@@ -326,7 +328,7 @@ class RedisDriverIndex:
             return False
         state = self._decode(driver_id, raw)
         if state.region:
-            self._run("evict", args=[self.region_prefix(state.region), len(self.levels),
+            self._run("evict", args=[self.region_prefix(state.region),
                                      EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1)])
         return True
 
@@ -336,8 +338,8 @@ class RedisDriverIndex:
         if region is None:
             return False
         if region != NO_REGION:
-            self._run("status", args=[self.region_prefix(region.decode()), len(self.levels),
-                                      driver_id.bytes, int(status)])
+            self._run("status", args=[self.region_prefix(region.decode()), driver_id.bytes,
+                                      int(status)])
         return True
 
     def get(self, driver_id: uuid.UUID) -> DriverState | None:
@@ -392,16 +394,15 @@ class RedisDriverIndex:
             charges[driver.bytes[0] % DIRECTORY_SHARDS].append(driver.bytes)
         shards: dict[int, list[int]] = defaultdict(list)
         records: list[bytes] = []
-        places_of: list[tuple[bytes, bytes, bytes]] = []
-        to_cell, finest, coarser = h3i.latlng_to_cell, self.levels[0], self.levels[1:]
-        region_res, cell_id = self.region_resolution, CELL_ID.pack
+        places_of: list[tuple[bytes, int, bytes]] = []
+        to_cell, finest, score_mask = h3i.latlng_to_cell, self.levels[0], self._score_mask
+        keep, bits = self._region_mask
         for i, u in enumerate(updates):
             member, lat, lng = u.driver_id.bytes, u.point.lat, u.point.lng
             fine = to_cell(lat, lng, finest)
-            cells = cell_id(fine) + b"".join(cell_id(parent_int(fine, lvl)) for lvl in coarser)
-            region = b"%x" % parent_int(fine, region_res)
+            region = b"%x" % ((fine & keep) | bits)
             records.append(CLAIM_IN.pack(member, lat, lng, u.ts_ms, u.heading_deg, region))
-            places_of.append((member, cells, region))
+            places_of.append((member, fine & score_mask, region))
             shards[member[0] % DIRECTORY_SHARDS].append(i)
         for shard in charges:
             shards.setdefault(shard, [])
@@ -419,12 +420,12 @@ class RedisDriverIndex:
         places: dict[bytes, list[bytes]] = defaultdict(list)
         evictions: dict[bytes, list[bytes]] = defaultdict(list)
         results: list[IngestResult] = []
-        for u, (member, cells, region), (code, status, pcode, _, old) in zip(
+        for u, (member, score, region), (code, status, pcode, _, old) in zip(
                 updates, places_of, outcomes, strict=True):
             outcome = _OUTCOMES[code]
             if outcome is Outcome.APPLIED:
-                places[region].append(PLACE_HEAD.pack(member, pcode, u.ts_ms, u.point.lat,
-                                                      u.point.lng, u.heading_deg, status) + cells)
+                places[region].append(PLACE_IN.pack(member, pcode, u.ts_ms, u.point.lat,
+                                                    u.point.lng, u.heading_deg, status, score))
             elif outcome is Outcome.IMPOSSIBLE:
                 evictions[region].append(EVICT_IN.pack(member, u.ts_ms))
             if old != NO_REGION and old != region and outcome in (Outcome.APPLIED,
@@ -432,11 +433,9 @@ class RedisDriverIndex:
                 evictions[old].append(EVICT_IN.pack(member, u.ts_ms))
             results.append(IngestResult(u.driver_id, outcome, _STATUSES[status],
                                         CODE_PRODUCTS[pcode] if status else None))
-        levels = len(self.levels)
-        calls: list[Call] = [
-            ("place", [], [self.region_prefix(region.decode()), levels, b"".join(blobs)])
-            for region, blobs in places.items()]
-        calls += [("evict", [], [self.region_prefix(region.decode()), levels, b"".join(blobs)])
+        calls: list[Call] = [("place", [], [self.region_prefix(region.decode()), b"".join(blobs)])
+                             for region, blobs in places.items()]
+        calls += [("evict", [], [self.region_prefix(region.decode()), b"".join(blobs)])
                   for region, blobs in evictions.items()]
         new_regions = [r.decode() for r in places if r not in self._known_regions]
         if new_regions:
@@ -561,13 +560,20 @@ class RedisDriverIndex:
         pipe = self.client.pipeline(transaction=False) if len(by_region) > 1 else None
         replies = [self._run("search", client=pipe, args=[
             self.region_prefix(f"{region:x}"), *head,
-            b"".join(CELL_FLOOR.pack(cell, floor) for floor, cell in cells)])
+            b"".join(CELL_RANGE.pack(*self._score_range(cell), floor) for floor, cell in cells)])
             for region, cells in by_region.items()]
         if pipe is not None:
             replies = self._scripts.execute(pipe)
         return [NearbyDriver(uuid.UUID(bytes=member), LatLng(lat, lng), dist, int(ts), heading)
                 for blob in replies
                 for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob)]
+
+    def _score_range(self, cell: int) -> tuple[int, int]:
+        """The scores of the drivers filed under `cell`: its finest-level descendants. Their
+        digits below `cell`'s resolution run from all 0 to all 6; `cell` itself has 7s there."""
+        high = cell & self._score_mask
+        free = 3 * (self.levels[0] - h3i.get_resolution(cell))
+        return high & ~(((1 << free) - 1) << (3 * (15 - self.levels[0]))), high
 
     # -- freshness --------------------------------------------------------------------------
     def sweep(self, *, now_ms: int, batch: int = 1000, tombstone_keep_s: float = 600) -> int:
@@ -578,8 +584,7 @@ class RedisDriverIndex:
         tomb_cutoff = now_ms - int(tombstone_keep_s * 1000)
         for raw in self.client.smembers(f"{self.prefix}:regions"):
             prefix = self.region_prefix(_as_bytes(raw).decode())
-            removed += self._scan("sweep", [], [prefix, len(self.levels)], [cutoff, tomb_cutoff],
-                                  batch)
+            removed += self._scan("sweep", [], [prefix], [cutoff, tomb_cutoff], batch)
         for shard in range(DIRECTORY_SHARDS):
             key = f"{self.prefix}:dir:{{s{shard:02d}}}"
             self._scan("sweep_directory", [key], [], [now_ms - self.idle_offline_ms], batch)

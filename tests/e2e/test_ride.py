@@ -88,11 +88,11 @@ def test_one_ride_end_to_end(sessions: sessionmaker[Session], redis_client: redi
             {"id": log.trip_id}).scalar()
         assert unpublished == 0
 
-    # Redis: the driver is back to available, in exactly one cell per search level.
+    # Redis: the driver is back to available, filed exactly once (one region, one cell).
     member = uuid.UUID(log.driver_id).bytes
     index = make_index(redis_client, kafka_settings)
     state = index.get(uuid.UUID(log.driver_id))
     assert state is not None and state.status is DriverStatus.AVAILABLE and not state.flagged
-    cells = [k for k in redis_client.scan_iter(match=b"rh:*}:c:*")
-             if redis_client.hexists(k, member)]
-    assert len(cells) == len(index.levels)
+    filed = [k for k in redis_client.scan_iter(match=b"rh:*}:z:*")
+             if redis_client.zscore(k, member) is not None]
+    assert len(filed) == 1

@@ -17,15 +17,12 @@ from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, cell_of, haversine_m
 from geo.index import (
-    CELL_ID,
     EVICT_IN,
-    NO_CELL,
-    PLACE_HEAD,
+    PLACE_IN,
     DriverStatus,
     Outcome,
     PositionUpdate,
     RedisDriverIndex,
-    parent_int,
 )
 from simulations.rides import offset
 
@@ -55,38 +52,33 @@ def run_writers(index: RedisDriverIndex, parts: list[list[PositionUpdate]]) -> N
     assert errors == []
 
 
-def cells_listing(client: redis.Redis, driver: uuid.UUID) -> list[str]:
-    """Every cell hash in Redis that lists the driver, as hex cells (a full scan: test-only).
-
-    Cell keys are `<prefix>:{<region>}:c:<8-byte H3 id>:<product>`.
-    """
+def filed_under(client: redis.Redis, index: RedisDriverIndex, driver: uuid.UUID) -> list[str]:
+    """Every finest cell under which some region's sorted sets list the driver, as hex (a full
+    scan: test-only). Keys are `<prefix>:{<region>}:z:<product>`, scored by the digits of the
+    driver's finest cell below the region."""
+    below = (1 << 3 * (15 - index.region_resolution)) - 1
     found = []
-    for key in client.scan_iter(match=b"*}:c:*"):
-        if client.hexists(key, driver.bytes):
-            raw = key[key.index(b"}:c:") + 4:][:8]
-            found.append(f"{CELL_ID.unpack(raw)[0]:x}")
-    return found
-
-
-def cells_by_level(client: redis.Redis, driver: uuid.UUID) -> dict[int, list[str]]:
-    """The cells listing the driver, grouped by H3 resolution."""
-    found: dict[int, list[str]] = {}
-    for cell in cells_listing(client, driver):
-        found.setdefault(h3.get_resolution(cell), []).append(cell)
+    for key in client.scan_iter(match=b"*}:z:*"):
+        score = client.zscore(key, driver.bytes)
+        if score is not None:
+            region = int(key[key.index(b"{") + 1:key.index(b"}")], 16)
+            resolution = 0xF << 52
+            cell = (region & ~below & ~resolution) | (index.levels[0] << 52) | int(score)
+            found.append(f"{cell:x}")
     return found
 
 
 def assert_only_at(client: redis.Redis, index: RedisDriverIndex, driver: uuid.UUID,
                    point: LatLng) -> None:
-    """The driver is listed in exactly one cell per level: the cells of `point`."""
-    assert cells_by_level(client, driver) == {
-        level: [cell_of(point, level)] for level in index.levels}
+    """The driver is filed exactly once, under the finest cell of `point` (every coarser
+    search cell is a score range of that one entry)."""
+    assert filed_under(client, index, driver) == [cell_of(point, index.levels[0])]
 
 
 def live_in(client: redis.Redis, region_prefix: str, driver: uuid.UUID) -> bool:
     """Whether the region's `at` hash holds the driver as present (not as a tombstone)."""
     record = client.hget(f"{region_prefix}:at", driver.bytes)
-    return record is not None and record[28:36] != NO_CELL
+    return record is not None and record[25] != 0
 
 
 def test_a_driver_crossing_50_cells_under_8_writers_ends_in_exactly_one(
@@ -158,7 +150,7 @@ def test_silent_drivers_vanish_from_search_after_the_ttl_and_are_swept(
     assert search(T0 + ttl_ms + 1) == []         # gone from search at once after the TTL
     assert index.sweep(now_ms=T0 + ttl_ms - 1) == 0
     assert index.sweep(now_ms=T0 + ttl_ms + 1000) == 1
-    assert cells_listing(redis_client, driver) == []
+    assert filed_under(redis_client, index, driver) == []
 
 
 def test_going_offline_removes_the_driver_immediately(
@@ -168,7 +160,7 @@ def test_going_offline_removes_the_driver_immediately(
     index.ingest([PositionUpdate(driver, CENTRE, T0)])
     assert index.go_offline(driver)
     assert index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=1000, now_ms=T0) == []
-    assert cells_listing(redis_client, driver) == []
+    assert filed_under(redis_client, index, driver) == []
     assert index.get(driver) is None
 
 
@@ -271,13 +263,12 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     assert r1 != r2
 
     def place(prefix: str, cell: str, ts: int) -> None:
-        fine = int(cell, 16)
-        cells = b"".join(CELL_ID.pack(parent_int(fine, lvl)) for lvl in index.levels)
-        record = PLACE_HEAD.pack(driver.bytes, 0, ts, CENTRE.lat, CENTRE.lng, -1, 1) + cells
-        index._run("place", args=[prefix, len(index.levels), record])
+        score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
+        record = PLACE_IN.pack(driver.bytes, 0, ts, CENTRE.lat, CENTRE.lng, -1, 1, score)
+        index._run("place", args=[prefix, record])
 
     def evict(prefix: str, ts: int) -> None:
-        index._run("evict", args=[prefix, len(index.levels), EVICT_IN.pack(driver.bytes, ts)])
+        index._run("evict", args=[prefix, EVICT_IN.pack(driver.bytes, ts)])
 
     place(r1, near, 4)      # where the driver was
     place(r1, near, 6)      # B lands back in R1
@@ -286,5 +277,4 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     evict(r1, 5)            # A's evict of R1 is older than B: no effect
     assert not live_in(redis_client, r2, driver)
     assert live_in(redis_client, r1, driver)
-    assert set(cells_by_level(redis_client, driver)) == set(index.levels)
-    assert all(len(cells) == 1 for cells in cells_by_level(redis_client, driver).values())
+    assert filed_under(redis_client, index, driver) == [near]

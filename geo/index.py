@@ -5,15 +5,17 @@ the cell's H3 parent at `region_resolution`, so a region lives on one Redis Clus
 Drivers' directory records live in `DIRECTORY_SHARDS` hashes tagged `{sNN}`.
 - `P:dir:{sNN}`            hash driver -> directory record (position, time, status, ...)
 - `P:locs:{sNN}`           stream of location samples for the relay
-- `P:{R}:z:<prod>`         sorted set of the region's drivers, scored by the digits of their
-                           finest H3 cell below R: every search cell is one score range
+- `P:{R}:z:<prod>:<B>`     sorted set of the drivers in bucket B (their cell at the coarsest
+                           search level), scored by the digits of their finest H3 cell below
+                           R: every search cell is one score range of one set
 - `P:{R}:at`               hash driver -> position, time, product, status, heading; status 0
                            is a tombstone of a driver that left R
 - `P:regions`              set of regions seen (for the sweeper)
 A batch of pings costs two round trips: one claim script per directory shard (serialising
 each driver's pings by time), then one place script per region that re-scores each driver
-(one ZADD: a driver has one score, so it is never in two cells of a region). A move to another region evicts the old one with a tombstone, so no script ever
-spans two slots. Drivers are 16-byte ids; records travel as fixed-width binary.
+(one ZADD: a driver has one score, so it is never in two cells of a region). A move to
+another region evicts the old one with a tombstone, so no script ever spans two slots.
+Drivers are 16-byte ids; records travel as fixed-width binary.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ PLACE_IN = struct.Struct("<16sBdddhBd")
 EVICT_IN = struct.Struct("<16sd")
 SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
-CELL_RANGE = struct.Struct("<ddd")
+CELL_RANGE = struct.Struct("<dddd")
 FOUND = struct.Struct("<16sddddh")
 CODE_PRODUCTS = {code: product for product, code in PRODUCT_CODES.items()}
 
@@ -278,6 +280,9 @@ class RedisDriverIndex:
         # A driver's score: the digits of its finest cell below the region (<= 45 bits, exact
         # as a double and as Lua's %.14g). A cell's drivers are one contiguous score range.
         self._score_mask = unused
+        # A driver's sorted set: its cell at the coarsest search level (score >> shift), so
+        # sets stay small (compact listpacks up to 128 drivers) and each search cell is in one.
+        self._bucket_shift = 3 * (15 - self.levels[-1])
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
         self.max_speed_mps = max_speed_kmh / 3.6
@@ -328,7 +333,7 @@ class RedisDriverIndex:
             return False
         state = self._decode(driver_id, raw)
         if state.region:
-            self._run("evict", args=[self.region_prefix(state.region),
+            self._run("evict", args=[self.region_prefix(state.region), 1 << self._bucket_shift,
                                      EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1)])
         return True
 
@@ -433,9 +438,11 @@ class RedisDriverIndex:
                 evictions[old].append(EVICT_IN.pack(member, u.ts_ms))
             results.append(IngestResult(u.driver_id, outcome, _STATUSES[status],
                                         CODE_PRODUCTS[pcode] if status else None))
-        calls: list[Call] = [("place", [], [self.region_prefix(region.decode()), b"".join(blobs)])
-                             for region, blobs in places.items()]
-        calls += [("evict", [], [self.region_prefix(region.decode()), b"".join(blobs)])
+        div = 1 << self._bucket_shift
+        calls: list[Call] = [
+            ("place", [], [self.region_prefix(region.decode()), div, b"".join(blobs)])
+            for region, blobs in places.items()]
+        calls += [("evict", [], [self.region_prefix(region.decode()), div, b"".join(blobs)])
                   for region, blobs in evictions.items()]
         new_regions = [r.decode() for r in places if r not in self._known_regions]
         if new_regions:
@@ -560,7 +567,7 @@ class RedisDriverIndex:
         pipe = self.client.pipeline(transaction=False) if len(by_region) > 1 else None
         replies = [self._run("search", client=pipe, args=[
             self.region_prefix(f"{region:x}"), *head,
-            b"".join(CELL_RANGE.pack(*self._score_range(cell), floor) for floor, cell in cells)])
+            b"".join(self._cell_range(cell, floor) for floor, cell in cells)])
             for region, cells in by_region.items()]
         if pipe is not None:
             replies = self._scripts.execute(pipe)
@@ -568,12 +575,14 @@ class RedisDriverIndex:
                 for blob in replies
                 for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob)]
 
-    def _score_range(self, cell: int) -> tuple[int, int]:
-        """The scores of the drivers filed under `cell`: its finest-level descendants. Their
-        digits below `cell`'s resolution run from all 0 to all 6; `cell` itself has 7s there."""
+    def _cell_range(self, cell: int, floor: float) -> bytes:
+        """A search cell for the script: the scores of the drivers filed under it (its
+        finest-level descendants: their digits below `cell`'s resolution run from all 0 to all
+        6, `cell` itself has 7s there), its floor, and the bucket whose set holds them."""
         high = cell & self._score_mask
         free = 3 * (self.levels[0] - h3i.get_resolution(cell))
-        return high & ~(((1 << free) - 1) << (3 * (15 - self.levels[0]))), high
+        low = high & ~(((1 << free) - 1) << (3 * (15 - self.levels[0])))
+        return CELL_RANGE.pack(low, high, floor, low >> self._bucket_shift)
 
     # -- freshness --------------------------------------------------------------------------
     def sweep(self, *, now_ms: int, batch: int = 1000, tombstone_keep_s: float = 600) -> int:
@@ -584,7 +593,8 @@ class RedisDriverIndex:
         tomb_cutoff = now_ms - int(tombstone_keep_s * 1000)
         for raw in self.client.smembers(f"{self.prefix}:regions"):
             prefix = self.region_prefix(_as_bytes(raw).decode())
-            removed += self._scan("sweep", [], [prefix], [cutoff, tomb_cutoff], batch)
+            removed += self._scan("sweep", [], [prefix, 1 << self._bucket_shift],
+                                  [cutoff, tomb_cutoff], batch)
         for shard in range(DIRECTORY_SHARDS):
             key = f"{self.prefix}:dir:{{s{shard:02d}}}"
             self._scan("sweep_directory", [key], [], [now_ms - self.idle_offline_ms], batch)

@@ -1,8 +1,9 @@
 -- Region step of moves out of a region, impossible jumps and going offline.
--- ARGV[1] prefix with the region tag; ARGV[2] records, 24 bytes each: '<c16d' id, ts_ms.
+-- ARGV[1] prefix with the region tag; ARGV[2] bucket divisor;
+-- ARGV[3] records, 24 bytes each: '<c16d' id, ts_ms.
 -- Removes each driver from the region if its record is older than ts_ms and leaves a
 -- tombstone at ts_ms, so that a late, older place cannot resurrect it.
-local p, blob = ARGV[1], ARGV[2]
+local p, div, blob = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local at = p .. ':at'
 local n = #blob / 24
 local ids = {}
@@ -13,17 +14,17 @@ local removed = 0
 for i = 1, n do
   local id, ts = struct.unpack('<c16d', blob, (i - 1) * 24 + 1)
   local cur = latest[id] or current[i]
-  local cts, cprod, cst = -1, 0, GONE
+  local cts, cprod, cst, cscore = -1, 0, GONE, 0
   if cur then
     local _
-    _, _, cts, cprod, cst = struct.unpack('<dddBB', cur)
+    _, _, cts, cprod, cst, _, cscore = struct.unpack(RECORD, cur)
   end
   if cts < ts then
     if cst ~= GONE then
-      redis.call('ZREM', p .. ':z:' .. cprod, id)
+      redis.call('ZREM', bucket_key(p, cprod, cscore, div), id)
       removed = removed + 1
     end
-    local tomb = struct.pack('<dddBBh', 0, 0, ts, 0, GONE, -1)
+    local tomb = struct.pack(RECORD, 0, 0, ts, 0, GONE, -1, 0)
     latest[id] = tomb
     ats[#ats + 1] = id
     ats[#ats + 1] = tomb

@@ -1,11 +1,13 @@
 -- Region step of a batch of pings: atomic cell moves inside one region (one hash slot).
 -- ARGV[1] key prefix with the region hash tag, e.g. "rh:{83283afffffffff}".
--- ARGV[2] records of 52 bytes: '<c16BdddhBd' id, product, ts_ms, lat, lng, heading, status to
+-- ARGV[2] bucket divisor: 8^(15 - coarsest search resolution).
+-- ARGV[3] records of 52 bytes: '<c16BdddhBd' id, product, ts_ms, lat, lng, heading, status to
 --   use when the region does not hold the driver yet, score of its finest cell.
 -- A place applies only when newer than the driver's `at` record (entry or tombstone): it
 -- rewrites the record and re-scores the driver, one ZADD (a move between cells is a new
--- score, so the driver is never in two cells of the region).
-local p, blob = ARGV[1], ARGV[2]
+-- score, so the driver is never in two cells); a move to another bucket or product first
+-- removes it from the old set.
+local p, div, blob = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local at = p .. ':at'
 local size = 52
 local n = #blob / size
@@ -20,17 +22,18 @@ for i = 1, n do
   local cur = latest[id] or current[i]
   local ok = true
   if cur then
-    local _, _, cts, cprod, cst = struct.unpack('<dddBB', cur)
+    local _, _, cts, cprod, cst, _, cscore = struct.unpack(RECORD, cur)
     if ts <= cts then
       ok = false
     elseif cst ~= GONE then
       status = cst
-      if cprod ~= product then redis.call('ZREM', p .. ':z:' .. cprod, id) end
+      local old = bucket_key(p, cprod, cscore, div)
+      if old ~= bucket_key(p, product, score, div) then redis.call('ZREM', old, id) end
     end
   end
   if ok then
-    redis.call('ZADD', p .. ':z:' .. product, score, id)
-    local record = struct.pack('<dddBBh', lat, lng, ts, product, status, hdg)
+    redis.call('ZADD', bucket_key(p, product, score, div), score, id)
+    local record = struct.pack(RECORD, lat, lng, ts, product, status, hdg, score)
     latest[id] = record
     ats[#ats + 1] = id
     ats[#ats + 1] = record

@@ -1,11 +1,17 @@
 -- Shared by the region scripts (prepended to each): the `at` record and batched reads/writes.
--- `at` maps driver -> '<dddBBh' lat, lng, ts, product, status, heading: where and how the
--- driver is in this region; the position lives once, here. Status 0 marks a tombstone: the
--- driver left the region at ts, and nothing older may place it again.
--- `z:<product>` is a sorted set of the region's drivers of that product, scored by the bits
--- of their finest H3 cell below the region: every coarser cell is a contiguous score range.
+-- `at` maps driver -> '<dddBBhd' lat, lng, ts, product, status, heading, score: where and
+-- how the driver is in this region; the position lives once, here. Status 0 marks a
+-- tombstone: the driver left the region at ts, and nothing older may place it again.
+-- `z:<product>:<bucket>` is a sorted set of drivers scored by the digits of their finest H3
+-- cell below the region; a bucket is a cell of the coarsest search level (score / div), so
+-- every search cell is a contiguous score range of one small set.
 local CHUNK = 500
 local GONE = 0
+local RECORD = '<dddBBhd'
+
+local function bucket_key(p, product, score, div)
+  return p .. ':z:' .. product .. ':' .. string.format('%.0f', math.floor(score / div))
+end
 
 local function hmget(key, ids)
   local values = {}

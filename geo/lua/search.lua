@@ -1,7 +1,8 @@
 -- K nearest fresh drivers with a wanted status inside one region, best cell first.
 -- ARGV: prefix, product, now_ms, ttl_ms, lat, lng, limit_m, k, status, cells
---   cells: records '<ddd' of a cell's score range (its drivers' finest cells) and a lower
---   bound on the distance from the query to any point of that cell, sorted by that bound.
+--   cells: records '<dddd' of a cell's score range (its drivers' finest cells), a lower
+--   bound on the distance from the query to any point of that cell, and the cell's bucket
+--   (its coarsest-level ancestor, whose sorted set holds it); sorted by the bound.
 -- Reads cells in order and stops once it holds k drivers all nearer than the next cell's
 -- bound: no driver of that cell or any later one can enter the k nearest.
 -- Returns the results as records '<c16ddddh' of id, distance (m), lat, lng, ts_ms and
@@ -11,7 +12,7 @@
 local sin, cos, asin, sqrt, min = math.sin, math.cos, math.asin, math.sqrt, math.min
 local unpack_entry, pack, call = struct.unpack, struct.pack, redis.call
 local p = ARGV[1]
-local at, drivers = p .. ':at', p .. ':z:' .. ARGV[2]
+local at, drivers = p .. ':at', p .. ':z:' .. ARGV[2] .. ':'
 local CHUNK = 1000
 local fresh_after = tonumber(ARGV[3]) - tonumber(ARGV[4])
 local rad = math.pi / 180
@@ -52,11 +53,12 @@ local function consider(id, record)
   screen = limit2()
 end
 
-for offset = 1, #cells, 24 do
-  local lo, hi, floor = unpack_entry('<ddd', cells, offset)
+local fmt = string.format
+for offset = 1, #cells, 32 do
+  local lo, hi, floor, bucket = unpack_entry('<dddd', cells, offset)
   if floor > radius or (#best >= k and best[#best][1] <= floor) then break end
-  local members = call('ZRANGE', drivers, string.format('%.0f', lo), string.format('%.0f', hi),
-    'BYSCORE')
+  local members = call('ZRANGE', drivers .. fmt('%.0f', bucket), fmt('%.0f', lo),
+    fmt('%.0f', hi), 'BYSCORE')
   for first = 1, #members, CHUNK do
     local last = min(#members, first + CHUNK - 1)
     local records = call('HMGET', at, unpack(members, first, last))

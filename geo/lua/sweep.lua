@@ -1,15 +1,15 @@
 -- Sweep one region: drop drivers silent since before cutoff_ms, and tombstones older than
--- tombstone_cutoff_ms.  ARGV: prefix, cursor, count, cutoff_ms, tombstone_cutoff_ms.
--- Returns {next_cursor, removed drivers}.
-local p = ARGV[1]
+-- tombstone_cutoff_ms.  ARGV: prefix, bucket divisor, cursor, count, cutoff_ms,
+-- tombstone_cutoff_ms.  Returns {next_cursor, removed drivers}.
+local p, div = ARGV[1], tonumber(ARGV[2])
 local at = p .. ':at'
-local cutoff, tomb_cutoff = tonumber(ARGV[4]), tonumber(ARGV[5])
-local res = redis.call('HSCAN', at, ARGV[2], 'COUNT', ARGV[3])
+local cutoff, tomb_cutoff = tonumber(ARGV[5]), tonumber(ARGV[6])
+local res = redis.call('HSCAN', at, ARGV[3], 'COUNT', ARGV[4])
 local kv, removed = res[2], 0
 for j = 1, #kv, 2 do
-  local _, _, cts, cprod, cst = struct.unpack('<dddBB', kv[j + 1])
+  local _, _, cts, cprod, cst, _, cscore = struct.unpack(RECORD, kv[j + 1])
   if cst ~= GONE and cts < cutoff then
-    redis.call('ZREM', p .. ':z:' .. cprod, kv[j])
+    redis.call('ZREM', bucket_key(p, cprod, cscore, div), kv[j])
     redis.call('HDEL', at, kv[j])
     removed = removed + 1
   elseif cst == GONE and cts < tomb_cutoff then

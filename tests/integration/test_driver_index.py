@@ -54,8 +54,8 @@ def run_writers(index: RedisDriverIndex, parts: list[list[PositionUpdate]]) -> N
 
 def filed_under(client: redis.Redis, index: RedisDriverIndex, driver: uuid.UUID) -> list[str]:
     """Every finest cell under which some region's sorted sets list the driver, as hex (a full
-    scan: test-only). Keys are `<prefix>:{<region>}:z:<product>`, scored by the digits of the
-    driver's finest cell below the region."""
+    scan: test-only). Keys are `<prefix>:{<region>}:z:<product>:<bucket>`, scored by the digits
+    of the driver's finest cell below the region."""
     below = (1 << 3 * (15 - index.region_resolution)) - 1
     found = []
     for key in client.scan_iter(match=b"*}:z:*"):
@@ -265,10 +265,11 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     def place(prefix: str, cell: str, ts: int) -> None:
         score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
         record = PLACE_IN.pack(driver.bytes, 0, ts, CENTRE.lat, CENTRE.lng, -1, 1, score)
-        index._run("place", args=[prefix, record])
+        index._run("place", args=[prefix, 1 << index._bucket_shift, record])
 
     def evict(prefix: str, ts: int) -> None:
-        index._run("evict", args=[prefix, EVICT_IN.pack(driver.bytes, ts)])
+        index._run("evict", args=[prefix, 1 << index._bucket_shift,
+                                  EVICT_IN.pack(driver.bytes, ts)])
 
     place(r1, near, 4)      # where the driver was
     place(r1, near, 6)      # B lands back in R1

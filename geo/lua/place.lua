@@ -8,6 +8,7 @@
 -- score, so the driver is never in two cells); a move to another bucket or product first
 -- removes it from the old set.
 local p, div, blob = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local floor = math.floor
 local at = p .. ':at'
 local size = 52
 local n = #blob / size
@@ -27,8 +28,9 @@ for i = 1, n do
       ok = false
     elseif cst ~= GONE then
       status = cst
-      local old = bucket_key(p, cprod, cscore, div)
-      if old ~= bucket_key(p, product, score, div) then redis.call('ZREM', old, id) end
+      if cprod ~= product or floor(cscore / div) ~= floor(score / div) then
+        redis.call('ZREM', bucket_key(p, cprod, cscore, div), id)
+      end
     end
   end
   if ok then

@@ -20,7 +20,7 @@ from core.products import Product
 from core.settings import Settings
 from geo.index import PositionUpdate, RedisDriverIndex
 
-BATCH = 10_000
+BATCH = 2_000
 T0 = 1_800_000_000_000
 
 
@@ -89,8 +89,8 @@ def main() -> None:
                     target=">= 100k/s and >= 0.3x"))
         show(Figure("index, 2 client threads", two, "pings/s", "pipelined GEOADD (1/command)",
                     raw, target=">= 100k/s and >= 0.3x"))
-        show(Figure("index, 2 client threads", two, "pings/s", "GEOADD, 10k members/command",
-                    multi))
+        show(Figure("index, 2 client threads", two, "pings/s",
+                    f"GEOADD, {BATCH:,} members/command", multi))
     client.flushdb()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from accounts.models import Driver, Rider
-from tests.api.helpers import bearer, new_rider
+from tests.api.helpers import bearer, new_rider, ping
 from trips.models import Trip
 
 TRIP = {"pickup": {"lat": 40.75, "lng": -73.98}, "dropoff": {"lat": 40.76, "lng": -73.97}}
@@ -84,6 +85,34 @@ def test_missing_or_forged_token_is_401(client: TestClient, sessions: sessionmak
     response = client.post("/v1/trips", json=TRIP, headers=headers)
     assert_error(response, 401)
     assert counts(sessions) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"Authorization": "Bearer"},
+    {"Authorization": "Bearer "},
+    {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": "Bearer not.a.jwt"},
+    {"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."},
+])
+def test_the_ping_route_refuses_bad_tokens_before_reading_the_body(
+        client: TestClient, headers: dict[str, str]) -> None:
+    """The hot ping route checks its token itself (one flat dependency): same 401s, even for
+    a body that would not parse, and still documented as bearer-protected."""
+    body = {"pings": [ping(40.75, -73.98, datetime.now(UTC))]}
+    assert_error(client.post("/v1/drivers/me/locations", json=body, headers=headers), 401)
+    assert_error(client.post("/v1/drivers/me/locations", json={"pings": "x"}, headers=headers),
+                 401)
+
+
+def test_the_ping_route_wants_a_driver_token(client: TestClient) -> None:
+    rider = new_rider(client)
+    body = {"pings": [ping(40.75, -73.98, datetime.now(UTC))]}
+    assert_error(client.post("/v1/drivers/me/locations", json=body,
+                             headers=bearer(rider["token"])), 401)
+    spec = client.get("/openapi.json").json()
+    assert spec["paths"]["/v1/drivers/me/locations"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
 
 
 def test_a_driver_token_cannot_request_a_trip(client: TestClient) -> None:

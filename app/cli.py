@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ridehail", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     svc = sub.add_parser("services", help="local PostgreSQL/PostGIS, Redis and Kafka (Tansu)")
-    svc.add_argument("action", choices=["up", "down", "status"])
+    svc.add_argument("action", choices=["up", "down", "status", "redis"],
+                     help="redis: only Redis (a local cluster when REDIS_CLUSTER=true)")
     api = sub.add_parser("api", help="serve the HTTP API with uvicorn")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "services":
         if args.action == "up":
             services.up(settings)
+        elif args.action == "redis":
+            services.redis_only(settings)
         elif args.action == "down":
             services.down()
         else:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -13,7 +15,7 @@ from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory
 from core.settings import Settings
 from geo.eta import StraightLineEta
-from geo.index import RedisDriverIndex
+from geo.index import AnyAsyncRedis, AnyRedis, RedisDriverIndex
 from geo.pings import PingRules
 
 
@@ -22,8 +24,8 @@ class Resources:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    redis: redis.Redis
-    aredis: AsyncRedis
+    redis: AnyRedis
+    aredis: AnyAsyncRedis
     index: RedisDriverIndex
     eta: StraightLineEta
     clock: Clock
@@ -38,17 +40,27 @@ class Resources:
         self.close()
 
 
+def redis_clients(settings: Settings) -> tuple[AnyRedis, AnyAsyncRedis]:
+    """Sync and asyncio clients for REDIS_URL: plain, or cluster-aware (REDIS_CLUSTER=true)."""
+    if settings.redis_cluster:
+        return (RedisCluster.from_url(settings.redis_url, socket_timeout=5,
+                                      socket_connect_timeout=2),
+                AsyncRedisCluster.from_url(settings.redis_url, socket_timeout=5,
+                                           socket_connect_timeout=2))
+    return (redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2,
+                                 health_check_interval=30),
+            AsyncRedis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2))
+
+
 def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
     engine = make_engine(settings.database_url)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
-                                  socket_connect_timeout=2, health_check_interval=30)
+    client, aclient = redis_clients(settings)
     return Resources(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
         redis=client,
-        aredis=AsyncRedis.from_url(settings.redis_url, socket_timeout=5,
-                                   socket_connect_timeout=2),
+        aredis=aclient,
         index=make_index(client, settings),
         eta=StraightLineEta(settings.eta_detour_factor, settings.eta_speed_kmh_peak,
                             settings.eta_speed_kmh_offpeak),
@@ -60,7 +72,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
     )
 
 
-def make_index(client: redis.Redis, settings: Settings) -> RedisDriverIndex:
+def make_index(client: AnyRedis, settings: Settings) -> RedisDriverIndex:
     return RedisDriverIndex(client, resolution=settings.h3_index_resolution,
                             levels=settings.search_levels,
                             region_resolution=settings.h3_region_resolution,

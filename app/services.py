@@ -1,4 +1,5 @@
-"""`ridehail services up|down|status`: PostgreSQL+PostGIS, Redis and Tansu on loopback.
+"""`ridehail services up|down|status`: PostgreSQL+PostGIS, Redis (or a Redis Cluster) and Tansu
+on loopback.
 
 Idempotent: `up` installs what is missing (Debian packages), starts what is down, creates the
 database, runs migrations and creates the topics. `down` stops only what `up` started,
@@ -120,6 +121,44 @@ def redis_up(settings: Settings) -> None:
     say(f"Redis ready ({host}:{port})")
 
 
+# -- Redis Cluster (REDIS_CLUSTER=true: the index on a cluster) -----------------------------------
+CLUSTER_NODES = 3
+
+
+def redis_cluster_up(settings: Settings) -> None:
+    """A local three-primary Redis Cluster on REDIS_URL's port and the next two."""
+    url = urlsplit(settings.redis_url)
+    host, first = url.hostname or "127.0.0.1", url.port or 7000
+    ports = [first + i for i in range(CLUSTER_NODES)]
+    if shutil.which("redis-server") is None:
+        apt_install("redis-server")
+    folder = state_dir()
+    for port in ports:
+        if port_open(host, port):
+            continue
+        say(f"starting Redis Cluster node {host}:{port}")
+        run("redis-server", "--daemonize", "yes", "--bind", host, "--port", str(port),
+            "--cluster-enabled", "yes", "--cluster-config-file", f"cluster-{port}.conf",
+            "--dir", str(folder), "--save", "", "--appendonly", "no",
+            "--pidfile", str(folder / f"cluster-{port}.pid"),
+            "--logfile", str(folder / f"cluster-{port}.log"))
+        wait_port(host, port, "Redis Cluster node")
+        (folder / f"cluster-{port}.started").write_text(str(folder / f"cluster-{port}.pid"))
+    if "cluster_state:ok" not in run("redis-cli", "-h", host, "-p", str(first),
+                                     "cluster", "info").stdout:
+        if "cluster_slots_assigned:0" in run("redis-cli", "-h", host, "-p", str(first),
+                                             "cluster", "info").stdout:
+            run("redis-cli", "--cluster", "create", *(f"{host}:{p}" for p in ports),
+                "--cluster-replicas", "0", "--cluster-yes")
+        deadline = time.monotonic() + 30
+        while "cluster_state:ok" not in run("redis-cli", "-h", host, "-p", str(first),
+                                            "cluster", "info").stdout:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the Redis Cluster on {host}:{first} did not become ready")
+            time.sleep(0.3)
+    say(f"Redis Cluster ready ({host}:{ports[0]}-{ports[-1]})")
+
+
 # -- Tansu (Kafka-compatible broker) ------------------------------------------------------------
 def broker_up(settings: Settings) -> None:
     host, _, port_text = settings.kafka_servers[0].rpartition(":")
@@ -158,9 +197,16 @@ def create_topics(settings: Settings) -> None:
     say(f"topics ready ({len(created)} created)")
 
 
+def redis_only(settings: Settings) -> None:
+    if settings.redis_cluster:
+        redis_cluster_up(settings)
+    else:
+        redis_up(settings)
+
+
 def up(settings: Settings) -> None:
     postgres_up(settings)
-    redis_up(settings)
+    redis_only(settings)
     broker_up(settings)
     migrate(settings)
     create_topics(settings)
@@ -172,12 +218,12 @@ def down() -> None:
     if pid_file.exists():
         _kill(int(pid_file.read_text()), "Tansu")
         pid_file.unlink()
-    started = folder / "redis.started"
-    if started.exists():
-        pid_path = Path(started.read_text().strip())
-        if pid_path.exists():
-            _kill(int(pid_path.read_text()), "Redis")
-        started.unlink()
+    for started in [folder / "redis.started", *sorted(folder.glob("cluster-*.started"))]:
+        if started.exists():
+            pid_path = Path(started.read_text().strip())
+            if pid_path.exists():
+                _kill(int(pid_path.read_text()), "Redis")
+            started.unlink()
     pg = folder / "postgres.started"
     if pg.exists():
         say("stopping PostgreSQL")

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     h3_region_resolution: int = Field(3, ge=0, le=5)
     h3_search_resolutions: str = Field("10,9,8", description="search levels, finest first")
     redis_key_prefix: str = "rh"
+    redis_cluster: bool = Field(False, description="REDIS_URL is a node of a Redis Cluster")
     driver_ttl_s: float = Field(30.0, gt=0)
     driver_idle_offline_s: float = Field(3600.0, gt=0, description="silent this long: offline")
     ping_max_age_s: float = Field(120.0, gt=0)

@@ -20,6 +20,7 @@ Drivers are 16-byte ids; records travel as fixed-width binary.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import struct
@@ -34,7 +35,9 @@ from typing import Any
 import h3.api.basic_int as h3i
 import redis
 from redis.asyncio import Redis as AsyncRedis
-from redis.exceptions import NoScriptError
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+from redis.exceptions import AskError, MovedError, NoScriptError
 
 from core.products import PRODUCT_CODES, Product
 from core.settings import MAX_LEVEL_SPAN
@@ -136,6 +139,8 @@ class Ingested:
     denied: frozenset[uuid.UUID]  # charged drivers that were over their rate
 
 
+AnyRedis = redis.Redis | RedisCluster
+AnyAsyncRedis = AsyncRedis | AsyncRedisCluster
 Call = tuple[str, list[Any], list[Any]]  # script name (or SADD), keys, args
 IngestPlan = Generator[list[Call], list[Any], Ingested]
 SADD = "SADD"
@@ -145,7 +150,7 @@ class Scripts:
     """Lua scripts called by SHA (redis-py's Script objects add a SCRIPT EXISTS round trip to
     every pipeline). Loaded at start-up; reloaded once if Redis lost them (a restart)."""
 
-    def __init__(self, client: redis.Redis, names: Sequence[str]) -> None:
+    def __init__(self, client: AnyRedis, names: Sequence[str]) -> None:
         self._client = client
         self._sources = {name: load_script(name) for name in names}
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest()
@@ -157,23 +162,15 @@ class Scripts:
             self._client.script_load(source)
         self._loaded = True
 
-    def call(self, name: str, keys: Sequence[Any], args: Sequence[Any], client: Any) -> Any:
+    def call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """One script call (routed by its first key on Redis Cluster)."""
         if not self._loaded:
             self.load()
-        target = client if client is not None else self._client
         try:
-            return target.evalsha(self._shas[name], len(keys), *keys, *args)
+            return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
         except NoScriptError:
             self.load()
-            return target.evalsha(self._shas[name], len(keys), *keys, *args)
-
-    def execute(self, pipe: Any) -> list[Any]:
-        """Run a pipeline of script calls; on NOSCRIPT the scripts are loaded for next time."""
-        try:
-            return pipe.execute()
-        except NoScriptError:
-            self.load()
-            raise
+            return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
 
     def _queue(self, pipe: Any, calls: Sequence[Call]) -> Any:
         for name, keys, args in calls:
@@ -183,27 +180,71 @@ class Scripts:
                 pipe.evalsha(self._shas[name], len(keys), *keys, *args)
         return pipe
 
-    def run_calls(self, client: redis.Redis, calls: Sequence[Call]) -> list[Any]:
-        """One round trip for the calls. A Redis that lost its scripts (a restart) fails every
-        EVALSHA of the batch, so loading them and running the batch again is safe."""
+    def run_calls(self, client: AnyRedis, calls: Sequence[Call]) -> list[Any]:
+        """One round trip for the calls (one per node on Redis Cluster)."""
         if not self._loaded:
             self.load()
+        if isinstance(client, RedisCluster):
+            return self._run_on_nodes(client, calls, retry_moved=True)
+        return self._pipelined(client, calls)
+
+    def _pipelined(self, client: redis.Redis, calls: Sequence[Call]) -> list[Any]:
+        """A Redis that lost its scripts (a restart) fails every EVALSHA of the batch, so
+        loading them and running the batch again is safe."""
         try:
             return self._queue(client.pipeline(transaction=False), calls).execute()
         except NoScriptError:
             self.load()
             return self._queue(client.pipeline(transaction=False), calls).execute()
 
-    async def run_calls_async(self, client: AsyncRedis, calls: Sequence[Call]) -> list[Any]:
+    def _run_on_nodes(self, cluster: RedisCluster, calls: Sequence[Call],
+                      retry_moved: bool) -> list[Any]:
+        """Redis Cluster: redis-py refuses pipelined EVALSHA, so the calls go as one plain
+        pipeline per node, each routed by its first key (a call's keys share one slot). A node
+        that answers MOVED (slots migrated) has only its own calls rerun, once, after the
+        client learns the new slot map."""
+        by_node: dict[str, list[int]] = defaultdict(list)
+        for i, (_, keys, _) in enumerate(calls):
+            by_node[cluster.get_node_from_key(keys[0]).name].append(i)
+        replies: list[Any] = [None] * len(calls)
+        for name, indexes in by_node.items():
+            mine = [calls[i] for i in indexes]
+            node = cluster.get_node(node_name=name)
+            try:
+                got = self._pipelined(cluster.get_redis_connection(node), mine)
+            except (MovedError, AskError):
+                if not retry_moved:
+                    raise
+                cluster.nodes_manager.initialize()
+                got = self._run_on_nodes(cluster, mine, retry_moved=False)
+            for i, reply in zip(indexes, got, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def run_calls_async(self, client: AnyAsyncRedis, calls: Sequence[Call]) -> list[Any]:
+        """One round trip for the calls; on Redis Cluster they go concurrently, each routed
+        (and redirected) by the cluster client."""
         if not self._loaded:
             await self.load_async(client)
+        if isinstance(client, AsyncRedisCluster):
+            return list(await asyncio.gather(*(self._call_async(client, c) for c in calls)))
         try:
             return await self._queue(client.pipeline(transaction=False), calls).execute()
         except NoScriptError:
             await self.load_async(client)
             return await self._queue(client.pipeline(transaction=False), calls).execute()
 
-    async def load_async(self, client: AsyncRedis) -> None:
+    async def _call_async(self, client: AsyncRedisCluster, call: Call) -> Any:
+        name, keys, args = call
+        if name == SADD:
+            return await client.sadd(keys[0], *args)
+        try:
+            return await client.evalsha(self._shas[name], len(keys), *keys, *args)
+        except NoScriptError:
+            await self.load_async(client)
+            return await client.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    async def load_async(self, client: AnyAsyncRedis) -> None:
         for source in self._sources.values():
             await client.script_load(source)
         self._loaded = True
@@ -249,7 +290,7 @@ class RedisDriverIndex:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: AnyRedis,
         *,
         resolution: int = 9,
         levels: Sequence[int] = (10, 9, 8),
@@ -302,12 +343,15 @@ class RedisDriverIndex:
     def region_prefix(self, region: str) -> str:
         return f"{self.prefix}:{{{region}}}"
 
+    def region_at(self, region: str) -> str:
+        """The region's `at` hash: the key its scripts declare (KEYS[1])."""
+        return f"{self.region_prefix(region)}:at"
+
     def region_of(self, cell: str) -> str:
         return f"{parent_int(int(cell, 16), self.region_resolution):x}"
 
-    def _run(self, name: str, keys: Sequence[Any] = (), args: Sequence[Any] = (),
-             client: Any = None) -> Any:
-        return self._scripts.call(name, keys, args, client)
+    def _run(self, name: str, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        return self._scripts.call(name, keys, args)
 
     # -- lifecycle --------------------------------------------------------------------------
     def go_online(self, driver_id: uuid.UUID, product: Product, *, now_ms: int) -> None:
@@ -333,8 +377,9 @@ class RedisDriverIndex:
             return False
         state = self._decode(driver_id, raw)
         if state.region:
-            self._run("evict", args=[self.region_prefix(state.region), 1 << self._bucket_shift,
-                                     EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1)])
+            self._run("evict", keys=[self.region_at(state.region)],
+                      args=[1 << self._bucket_shift, EVICT_IN.pack(driver_id.bytes,
+                                                                   state.ts_ms + 1)])
         return True
 
     def set_status(self, driver_id: uuid.UUID, status: DriverStatus) -> bool:
@@ -343,8 +388,8 @@ class RedisDriverIndex:
         if region is None:
             return False
         if region != NO_REGION:
-            self._run("status", args=[self.region_prefix(region.decode()), driver_id.bytes,
-                                      int(status)])
+            self._run("status", keys=[self.region_at(region.decode())],
+                      args=[driver_id.bytes, int(status)])
         return True
 
     def get(self, driver_id: uuid.UUID) -> DriverState | None:
@@ -376,7 +421,7 @@ class RedisDriverIndex:
         except StopIteration as done:
             return done.value.results  # type: ignore[no-any-return]
 
-    async def ingest_async(self, updates: Sequence[PositionUpdate], aclient: AsyncRedis, *,
+    async def ingest_async(self, updates: Sequence[PositionUpdate], aclient: AnyAsyncRedis, *,
                            charge: Sequence[uuid.UUID] = (), now_ms: int = 0) -> Ingested:
         """`ingest` on an asyncio Redis client (the HTTP ping path: no thread per request).
 
@@ -440,9 +485,9 @@ class RedisDriverIndex:
                                         CODE_PRODUCTS[pcode] if status else None))
         div = 1 << self._bucket_shift
         calls: list[Call] = [
-            ("place", [], [self.region_prefix(region.decode()), div, b"".join(blobs)])
+            ("place", [self.region_at(region.decode())], [div, b"".join(blobs)])
             for region, blobs in places.items()]
-        calls += [("evict", [], [self.region_prefix(region.decode()), div, b"".join(blobs)])
+        calls += [("evict", [self.region_at(region.decode())], [div, b"".join(blobs)])
                   for region, blobs in evictions.items()]
         new_regions = [r.decode() for r in places if r not in self._known_regions]
         if new_regions:
@@ -564,13 +609,14 @@ class RedisDriverIndex:
         by_region: dict[int, list[tuple[float, int]]] = {}
         for candidate in candidates:
             by_region.setdefault((candidate[1] & keep) | bits, []).append(candidate)
-        pipe = self.client.pipeline(transaction=False) if len(by_region) > 1 else None
-        replies = [self._run("search", client=pipe, args=[
-            self.region_prefix(f"{region:x}"), *head,
-            b"".join(self._cell_range(cell, floor) for floor, cell in cells)])
+        calls: list[Call] = [
+            ("search", [self.region_at(f"{region:x}")],
+             [*head, b"".join(self._cell_range(cell, floor) for floor, cell in cells)])
             for region, cells in by_region.items()]
-        if pipe is not None:
-            replies = self._scripts.execute(pipe)
+        if len(calls) == 1:
+            replies = [self._run(*calls[0])]
+        else:
+            replies = self._scripts.run_calls(self.client, calls)
         return [NearbyDriver(uuid.UUID(bytes=member), LatLng(lat, lng), dist, int(ts), heading)
                 for blob in replies
                 for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob)]
@@ -592,8 +638,8 @@ class RedisDriverIndex:
         cutoff = now_ms - self.ttl_ms
         tomb_cutoff = now_ms - int(tombstone_keep_s * 1000)
         for raw in self.client.smembers(f"{self.prefix}:regions"):
-            prefix = self.region_prefix(_as_bytes(raw).decode())
-            removed += self._scan("sweep", [], [prefix, 1 << self._bucket_shift],
+            at = self.region_at(_as_bytes(raw).decode())
+            removed += self._scan("sweep", [at], [1 << self._bucket_shift],
                                   [cutoff, tomb_cutoff], batch)
         for shard in range(DIRECTORY_SHARDS):
             key = f"{self.prefix}:dir:{{s{shard:02d}}}"

@@ -42,3 +42,15 @@ def service_urls() -> Iterator[dict[str, str]]:
             "REDIS_URL": f"redis://{rd.get_container_host_ip()}:{rd.get_exposed_port(6379)}/0",
             "KAFKA_BOOTSTRAP_SERVERS": kafka.get_bootstrap_server(),
         }
+
+
+CLUSTER_HINT = ("no test Redis Cluster: run `make services-test` (it starts one on "
+                "127.0.0.1:7100-7102), or export REDIS_CLUSTER_URL")
+
+
+def cluster_url() -> str:
+    """The Redis Cluster the cluster tests run the index on."""
+    url = os.environ.get("REDIS_CLUSTER_URL")
+    if not url:
+        pytest.exit(CLUSTER_HINT, returncode=3)
+    return url

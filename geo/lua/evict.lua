@@ -1,10 +1,9 @@
 -- Region step of moves out of a region, impossible jumps and going offline.
--- ARGV[1] prefix with the region tag; ARGV[2] bucket divisor;
--- ARGV[3] records, 24 bytes each: '<c16d' id, ts_ms.
+-- KEYS[1] the region's `at` key; ARGV[1] bucket divisor;
+-- ARGV[2] records, 24 bytes each: '<c16d' id, ts_ms.
 -- Removes each driver from the region if its record is older than ts_ms and leaves a
 -- tombstone at ts_ms, so that a late, older place cannot resurrect it.
-local p, div, blob = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local at = p .. ':at'
+local div, blob = tonumber(ARGV[1]), ARGV[2]
 local n = #blob / 24
 local ids = {}
 for i = 1, n do ids[i] = string.sub(blob, (i - 1) * 24 + 1, (i - 1) * 24 + 16) end

@@ -1,15 +1,14 @@
 -- Region step of a batch of pings: atomic cell moves inside one region (one hash slot).
--- ARGV[1] key prefix with the region hash tag, e.g. "rh:{83283afffffffff}".
--- ARGV[2] bucket divisor: 8^(15 - coarsest search resolution).
--- ARGV[3] records of 52 bytes: '<c16BdddhBd' id, product, ts_ms, lat, lng, heading, status to
+-- KEYS[1] the region's `at` key, e.g. "rh:{83283afffffffff}:at".
+-- ARGV[1] bucket divisor: 8^(15 - coarsest search resolution).
+-- ARGV[2] records of 52 bytes: '<c16BdddhBd' id, product, ts_ms, lat, lng, heading, status to
 --   use when the region does not hold the driver yet, score of its finest cell.
 -- A place applies only when newer than the driver's `at` record (entry or tombstone): it
 -- rewrites the record and re-scores the driver, one ZADD (a move between cells is a new
 -- score, so the driver is never in two cells); a move to another bucket or product first
 -- removes it from the old set.
-local p, div, blob = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local div, blob = tonumber(ARGV[1]), ARGV[2]
 local floor = math.floor
-local at = p .. ':at'
 local size = 52
 local n = #blob / size
 local ids = {}

@@ -5,6 +5,10 @@
 -- `z:<product>:<bucket>` is a sorted set of drivers scored by the digits of their finest H3
 -- cell below the region; a bucket is a cell of the coarsest search level (score / div), so
 -- every search cell is a contiguous score range of one small set.
+-- KEYS[1] is the region's `at` key: declaring it routes the call to the region's slot (on
+-- Redis Cluster); the region's other keys share its hash tag, so they live in that slot too.
+local at = KEYS[1]
+local p = string.sub(at, 1, -4)
 local CHUNK = 500
 local GONE = 0
 local RECORD = '<dddBBhd'

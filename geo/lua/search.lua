@@ -1,5 +1,6 @@
 -- K nearest fresh drivers with a wanted status inside one region, best cell first.
--- ARGV: prefix, product, now_ms, ttl_ms, lat, lng, limit_m, k, status, cells
+-- KEYS[1] the region's `at` key (its other keys share the hash tag).
+-- ARGV: product, now_ms, ttl_ms, lat, lng, limit_m, k, status, cells
 --   cells: records '<dddd' of a cell's score range (its drivers' finest cells), a lower
 --   bound on the distance from the query to any point of that cell, and the cell's bucket
 --   (its coarsest-level ancestor, whose sorted set holds it); sorted by the bound.
@@ -11,17 +12,17 @@
 -- screens each entry; only entries that may enter the top k pay for the exact haversine.
 local sin, cos, asin, sqrt, min = math.sin, math.cos, math.asin, math.sqrt, math.min
 local unpack_entry, pack, call = struct.unpack, struct.pack, redis.call
-local p = ARGV[1]
-local at, drivers = p .. ':at', p .. ':z:' .. ARGV[2] .. ':'
+local at = KEYS[1]
+local drivers = string.sub(at, 1, -4) .. ':z:' .. ARGV[1] .. ':'
 local CHUNK = 1000
-local fresh_after = tonumber(ARGV[3]) - tonumber(ARGV[4])
+local fresh_after = tonumber(ARGV[2]) - tonumber(ARGV[3])
 local rad = math.pi / 180
 local M_PER_DEG = 6371008.8 * rad
-local lat0d, lng0d = tonumber(ARGV[5]), tonumber(ARGV[6])
+local lat0d, lng0d = tonumber(ARGV[4]), tonumber(ARGV[5])
 local lat0 = lat0d * rad
 local coslat0 = cos(lat0)
-local radius, k, want = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local cells = ARGV[10]
+local radius, k, want = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local cells = ARGV[9]
 local best = {}
 local function limit2()
   local limit = radius

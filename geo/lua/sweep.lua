@@ -1,10 +1,9 @@
 -- Sweep one region: drop drivers silent since before cutoff_ms, and tombstones older than
--- tombstone_cutoff_ms.  ARGV: prefix, bucket divisor, cursor, count, cutoff_ms,
--- tombstone_cutoff_ms.  Returns {next_cursor, removed drivers}.
-local p, div = ARGV[1], tonumber(ARGV[2])
-local at = p .. ':at'
-local cutoff, tomb_cutoff = tonumber(ARGV[5]), tonumber(ARGV[6])
-local res = redis.call('HSCAN', at, ARGV[3], 'COUNT', ARGV[4])
+-- tombstone_cutoff_ms.  KEYS[1] the region's `at` key.  ARGV: bucket divisor, cursor,
+-- count, cutoff_ms, tombstone_cutoff_ms.  Returns {next_cursor, removed drivers}.
+local div = tonumber(ARGV[1])
+local cutoff, tomb_cutoff = tonumber(ARGV[4]), tonumber(ARGV[5])
+local res = redis.call('HSCAN', at, ARGV[2], 'COUNT', ARGV[3])
 local kv, removed = res[2], 0
 for j = 1, #kv, 2 do
   local _, _, cts, cprod, cst, _, cscore = struct.unpack(RECORD, kv[j + 1])

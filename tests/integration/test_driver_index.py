@@ -19,6 +19,7 @@ from geo.cells import LatLng, cell_of, haversine_m
 from geo.index import (
     EVICT_IN,
     PLACE_IN,
+    AnyRedis,
     DriverStatus,
     Outcome,
     PositionUpdate,
@@ -52,7 +53,7 @@ def run_writers(index: RedisDriverIndex, parts: list[list[PositionUpdate]]) -> N
     assert errors == []
 
 
-def filed_under(client: redis.Redis, index: RedisDriverIndex, driver: uuid.UUID) -> list[str]:
+def filed_under(client: AnyRedis, index: RedisDriverIndex, driver: uuid.UUID) -> list[str]:
     """Every finest cell under which some region's sorted sets list the driver, as hex (a full
     scan: test-only). Keys are `<prefix>:{<region>}:z:<product>:<bucket>`, scored by the digits
     of the driver's finest cell below the region."""
@@ -68,7 +69,7 @@ def filed_under(client: redis.Redis, index: RedisDriverIndex, driver: uuid.UUID)
     return found
 
 
-def assert_only_at(client: redis.Redis, index: RedisDriverIndex, driver: uuid.UUID,
+def assert_only_at(client: AnyRedis, index: RedisDriverIndex, driver: uuid.UUID,
                    point: LatLng) -> None:
     """The driver is filed exactly once, under the finest cell of `point` (every coarser
     search cell is a score range of that one entry)."""
@@ -265,11 +266,11 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     def place(prefix: str, cell: str, ts: int) -> None:
         score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
         record = PLACE_IN.pack(driver.bytes, 0, ts, CENTRE.lat, CENTRE.lng, -1, 1, score)
-        index._run("place", args=[prefix, 1 << index._bucket_shift, record])
+        index._run("place", keys=[f"{prefix}:at"], args=[1 << index._bucket_shift, record])
 
     def evict(prefix: str, ts: int) -> None:
-        index._run("evict", args=[prefix, 1 << index._bucket_shift,
-                                  EVICT_IN.pack(driver.bytes, ts)])
+        index._run("evict", keys=[f"{prefix}:at"],
+                   args=[1 << index._bucket_shift, EVICT_IN.pack(driver.bytes, ts)])
 
     place(r1, near, 4)      # where the driver was
     place(r1, near, 6)      # B lands back in R1

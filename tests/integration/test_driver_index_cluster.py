@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import h3
 import pytest
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 
 from core.products import Product
 from geo.cells import LatLng, cell_of, haversine_m
@@ -77,6 +77,41 @@ def test_nearby_across_regions_and_nodes_matches_brute_force(cluster: RedisClust
             found = index.nearby(query, Product.ECONOMY, k=k, radius_m=radius, now_ms=T0,
                                  level=level)
             assert [d.driver_id.hex for d in found] == [h for _, h in expected]
+
+
+def migrate_slot(cluster: RedisCluster, slot: int, source: ClusterNode,
+                 target: ClusterNode) -> None:
+    """Move one slot and its keys between primaries, as `redis-cli --cluster reshard` does."""
+    src, dst = cluster.get_redis_connection(source), cluster.get_redis_connection(target)
+    src_id, dst_id = src.execute_command("CLUSTER MYID"), dst.execute_command("CLUSTER MYID")
+    dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+    src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+    while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+        src.execute_command("MIGRATE", target.host, target.port, "", 0, 5000, "KEYS", *keys)
+    for node in cluster.get_primaries():
+        cluster.get_redis_connection(node).execute_command("CLUSTER SETSLOT", slot, "NODE",
+                                                           dst_id)
+
+
+def test_a_batch_follows_its_region_when_the_slot_moves_to_another_node(
+        cluster: RedisCluster) -> None:
+    """The client still maps the region to its old node: the place answers MOVED there, and
+    the batch is rerun on the new node once the client has relearned the slot map."""
+    index = small_regions(cluster)
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)])
+    at_key = index.region_at(index.region_of(cell_of(CENTRE, index.levels[0])))
+    source = cluster.get_node_from_key(at_key)
+    target = next(n for n in cluster.get_primaries() if n.name != source.name)
+    migrate_slot(cluster, cluster.keyslot(at_key), source, target)
+    assert cluster.get_node_from_key(at_key).name == source.name     # the map is stale
+    moved = offset(CENTRE, 60, 0)
+    assert index.ingest([PositionUpdate(driver, moved, T0 + 1000)])[0].outcome is Outcome.APPLIED
+    assert cluster.get_node_from_key(at_key).name == target.name     # relearned
+    assert_only_at(cluster, index, driver, moved)
+    found = index.nearby(moved, Product.ECONOMY, k=1, radius_m=200, now_ms=T0 + 1000)
+    assert [d.driver_id for d in found] == [driver]
 
 
 def test_the_async_ping_path_and_the_sweeper_on_a_cluster(cluster: RedisCluster) -> None:

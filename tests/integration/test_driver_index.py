@@ -53,6 +53,17 @@ def run_writers(index: RedisDriverIndex, parts: list[list[PositionUpdate]]) -> N
     assert errors == []
 
 
+def drive_shuffled(index: RedisDriverIndex, track: list[LatLng], seed: int) -> uuid.UUID:
+    """A new driver pings along `track` once a second, the pings shuffled over 8 concurrent
+    writers; returns the driver."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    order = [PositionUpdate(driver, p, T0 + 1000 * i) for i, p in enumerate(track)]
+    random.Random(seed).shuffle(order)
+    run_writers(index, [order[i::8] for i in range(8)])
+    return driver
+
+
 def filed_under(client: AnyRedis, index: RedisDriverIndex, driver: uuid.UUID) -> list[str]:
     """Every finest cell under which some region's sorted sets list the driver, as hex (a full
     scan: test-only). Keys are `<prefix>:{<region>}:z:<product>:<bucket>`, scored by the digits
@@ -107,11 +118,7 @@ def test_a_move_across_a_region_boundary_leaves_no_ghost(
     regions = {h3.cell_to_parent(cell_of(p, 9), 7) for p in track}
     assert len(regions) >= 3
     for round_ in range(5):  # the race is timing-dependent: several drivers, several chances
-        driver = uuid.uuid4()
-        index.go_online(driver, Product.ECONOMY, now_ms=T0)
-        order = [PositionUpdate(driver, p, T0 + 1000 * i) for i, p in enumerate(track)]
-        random.Random(round_).shuffle(order)
-        run_writers(index, [order[i::8] for i in range(8)])
+        driver = drive_shuffled(index, track, seed=round_)
         assert_only_at(redis_client, index, driver, track[-1])
         assert sum(live_in(redis_client, f"rx:{{{r}}}", driver) for r in regions) == 1
 

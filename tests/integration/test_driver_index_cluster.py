@@ -17,7 +17,13 @@ from core.products import Product
 from geo.cells import LatLng, cell_of, haversine_m
 from geo.index import DriverStatus, Outcome, PositionUpdate, RedisDriverIndex
 from simulations.rides import offset
-from tests.integration.test_driver_index import CENTRE, T0, assert_only_at, filed_under, run_writers
+from tests.integration.test_driver_index import (
+    CENTRE,
+    T0,
+    assert_only_at,
+    drive_shuffled,
+    filed_under,
+)
 from tests.services import cluster_url
 
 
@@ -45,11 +51,7 @@ def test_drives_across_regions_on_every_node_end_in_exactly_one_cell(
     track = [offset(CENTRE, 0, 40 * i) for i in range(700)]          # 28 km east
     assert len(nodes_holding(cluster, index, track)) >= 2
     for round_ in range(3):
-        driver = uuid.uuid4()
-        index.go_online(driver, Product.ECONOMY, now_ms=T0)
-        order = [PositionUpdate(driver, p, T0 + 1000 * i) for i, p in enumerate(track)]
-        random.Random(round_).shuffle(order)
-        run_writers(index, [order[i::8] for i in range(8)])
+        driver = drive_shuffled(index, track, seed=round_)
         assert_only_at(cluster, index, driver, track[-1])
         found = index.nearby(track[-1], Product.ECONOMY, k=3, radius_m=500, now_ms=T0 + 700_000)
         assert driver in [d.driver_id for d in found]

@@ -312,6 +312,7 @@ class RedisDriverIndex:
         if self.levels[0] - self.levels[-1] > MAX_LEVEL_SPAN:
             raise ValueError(f"search levels may span at most {MAX_LEVEL_SPAN} resolutions")
         self._hints: dict[int, float] = {}   # area -> how far its last search had to look
+        self._spans: dict[int, tuple[int, int, int]] = {}   # cell -> its score range, bucket
         self._certain_m = [CERTAIN_EDGES * h3i.average_hexagon_edge_length(lvl, "m")
                            for lvl in self.levels[:-1]]
         self._known_regions: set[bytes] = set()
@@ -590,8 +591,7 @@ class RedisDriverIndex:
             if candidates:
                 more = self._search_cells(candidates, [*head, limit, k, int(status)])
                 merged = {d.driver_id: d for d in (*found, *more)}
-                found = sorted(merged.values(),
-                               key=lambda d: (d.distance_m, d.driver_id.bytes))[:k]
+                found = sorted(merged.values(), key=lambda d: (d.distance_m, d.driver_id))[:k]
                 if len(found) >= k:
                     limit = found[-1].distance_m
             if ring_floor_m(center, origin, last + 1, finest) > limit or min(
@@ -622,13 +622,22 @@ class RedisDriverIndex:
                 for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob)]
 
     def _cell_range(self, cell: int, floor: float) -> bytes:
-        """A search cell for the script: the scores of the drivers filed under it (its
-        finest-level descendants: their digits below `cell`'s resolution run from all 0 to all
-        6, `cell` itself has 7s there), its floor, and the bucket whose set holds them."""
+        """A search cell for the script: the scores of the drivers filed under it, its floor,
+        and the bucket whose set holds them."""
+        span = self._spans.get(cell)
+        if span is None:
+            span = self._spans[cell] = self._score_span(cell)
+            if len(self._spans) > HINT_CAPACITY:
+                self._spans.clear()
+        return CELL_RANGE.pack(span[0], span[1], floor, span[2])
+
+    def _score_span(self, cell: int) -> tuple[int, int, int]:
+        """The scores of `cell`'s finest-level descendants (their digits below `cell`'s
+        resolution run from all 0 to all 6; `cell` itself has 7s there), and their bucket."""
         high = cell & self._score_mask
         free = 3 * (self.levels[0] - h3i.get_resolution(cell))
         low = high & ~(((1 << free) - 1) << (3 * (15 - self.levels[0])))
-        return CELL_RANGE.pack(low, high, floor, low >> self._bucket_shift)
+        return low, high, low >> self._bucket_shift
 
     # -- freshness --------------------------------------------------------------------------
     def sweep(self, *, now_ms: int, batch: int = 1000, tombstone_keep_s: float = 600) -> int:

@@ -10,6 +10,7 @@ import uuid
 import httpx
 import pytest
 import redis
+from redis.cluster import RedisCluster
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +24,7 @@ from geo.index import DriverStatus
 from simulations.rides import play_ride
 from simulations.stack import running_stack
 from tests.kafka_reading import read_topic
+from tests.services import cluster_url
 
 pytestmark = pytest.mark.e2e
 EXPECTED = ["trip.requested", "trip.offered", "trip.accepted", "trip.driver_arrived",
@@ -35,25 +37,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stack_env(settings: Settings, **redis: str) -> dict[str, str]:
+    """The API's and worker's environment: this test's services, topics and consumer group."""
+    return {
+        "DATABASE_URL": settings.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "KAFKA_TOPIC_PREFIX": settings.kafka_topic_prefix,
+        "ANALYTICS_GROUP": f"e2e-{uuid.uuid4().hex[:8]}",
+        **redis,
+    }
+
+
+def trip_events(settings: Settings, trip_id: str) -> list[dict]:
+    """The trip's `trip-events`, read back from the broker: all of them, in order."""
+    topic = settings.topic(Topic.TRIP_EVENTS.value)
+    messages = [v for k, v in read_topic(settings, topic, expect=len(EXPECTED)) if k == trip_id]
+    assert [m["type"] for m in messages] == EXPECTED
+    return messages
+
+
 def test_one_ride_end_to_end(sessions: sessionmaker[Session], redis_client: redis.Redis,
                              kafka_settings: Settings, tmp_path) -> None:
-    env = {
-        "DATABASE_URL": kafka_settings.database_url,
-        "REDIS_URL": kafka_settings.redis_url,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_settings.kafka_bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": kafka_settings.kafka_topic_prefix,
-        "ANALYTICS_GROUP": f"e2e-{uuid.uuid4().hex[:8]}",
-    }
+    env = stack_env(kafka_settings, REDIS_URL=kafka_settings.redis_url)
     with running_stack(port=free_port(), env=env, log_dir=tmp_path) as base_url, \
             httpx.Client(base_url=base_url, timeout=15) as client:
         log = play_ride(client, rng=random.Random(3), center=LatLng(40.7580, -73.9855), n=1)
         assert log.statuses == ["processing", "accepted", "arriving", "in_progress", "completed"]
 
         # Kafka: the trip's events, in order, each valid against its JSON Schema.
-        topic = kafka_settings.topic(Topic.TRIP_EVENTS.value)
-        messages = [v for k, v in read_topic(kafka_settings, topic, expect=len(EXPECTED))
-                    if k == log.trip_id]
-        assert [m["type"] for m in messages] == EXPECTED
+        messages = trip_events(kafka_settings, log.trip_id)
         assert all(schema_errors(m) == [] for m in messages)
         assert [m["data"]["status"] for m in messages][-1] == "completed"
 
@@ -96,3 +108,25 @@ def test_one_ride_end_to_end(sessions: sessionmaker[Session], redis_client: redi
     filed = [k for k in redis_client.scan_iter(match=b"rh:*}:z:*")
              if redis_client.zscore(k, member) is not None]
     assert len(filed) == 1
+
+
+def test_a_ride_with_the_index_on_a_redis_cluster(sessions: sessionmaker[Session],
+                                                   kafka_settings: Settings, tmp_path) -> None:
+    """The same stack with REDIS_CLUSTER=true: API, dispatcher, relays and sweeper all reach the
+    index through cluster-aware clients, and the driver ends filed once, on some node."""
+    cluster = RedisCluster.from_url(cluster_url())
+    cluster.flushdb(target_nodes=RedisCluster.PRIMARIES)
+    env = stack_env(kafka_settings, REDIS_URL=cluster_url(), REDIS_CLUSTER="true")
+    with running_stack(port=free_port(), env=env, log_dir=tmp_path) as base_url, \
+            httpx.Client(base_url=base_url, timeout=15) as client:
+        log = play_ride(client, rng=random.Random(4), center=LatLng(40.7580, -73.9855), n=1)
+        assert log.statuses == ["processing", "accepted", "arriving", "in_progress", "completed"]
+        trip_events(kafka_settings, log.trip_id)
+    index = make_index(cluster, kafka_settings)
+    state = index.get(uuid.UUID(log.driver_id))
+    assert state is not None and state.status is DriverStatus.AVAILABLE
+    member = uuid.UUID(log.driver_id).bytes
+    filed = [k for k in cluster.scan_iter(match=b"rh:*}:z:*")
+             if cluster.zscore(k, member) is not None]
+    assert len(filed) == 1
+    cluster.close()

@@ -145,8 +145,3 @@ def ring_floor_m(point: LatLng, cell: int, k: int, finest: int) -> float:
     lat, lng, _ = reach(cell, finest)
     near, far = ring_span(cell, k, finest)
     return max(0.0, near - haversine_raw_m(point.lat, point.lng, lat, lng) - far)
-
-
-def cell_floor_m(point: LatLng, cell: int, finest: int) -> float:
-    """The floor of one cell (see `cell_floors_m`)."""
-    return cell_floors_m(point, ((*reach(cell, finest), cell),))[0][0]

@@ -7,7 +7,7 @@ import h3
 import h3.api.basic_int as h3i
 import pytest
 
-from geo.cells import LatLng, cell_floor_m, haversine_m, ring, ring_floor_m
+from geo.cells import LatLng, cell_floors_m, haversine_m, reach, ring, ring_floor_m
 from geo.index import parent_int
 
 
@@ -21,6 +21,11 @@ def test_impossible_coordinates_never_reach_h3(lat: float, lng: float) -> None:
 def test_haversine_known_distance() -> None:
     # One degree of latitude is ~111.2 km.
     assert haversine_m(LatLng(0, 0), LatLng(1, 0)) == pytest.approx(111_195, rel=1e-3)
+
+
+def cell_floor_m(point: LatLng, cell: int, finest: int) -> float:
+    """The floor the index computes for one cell."""
+    return cell_floors_m(point, ((*reach(cell, finest), cell),))[0][0]
 
 
 def _point_in(cell: str, rng: random.Random) -> LatLng:

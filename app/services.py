@@ -144,18 +144,19 @@ def redis_cluster_up(settings: Settings) -> None:
             "--logfile", str(folder / f"cluster-{port}.log"))
         wait_port(host, port, "Redis Cluster node")
         (folder / f"cluster-{port}.started").write_text(str(folder / f"cluster-{port}.pid"))
-    if "cluster_state:ok" not in run("redis-cli", "-h", host, "-p", str(first),
-                                     "cluster", "info").stdout:
-        if "cluster_slots_assigned:0" in run("redis-cli", "-h", host, "-p", str(first),
-                                             "cluster", "info").stdout:
-            run("redis-cli", "--cluster", "create", *(f"{host}:{p}" for p in ports),
-                "--cluster-replicas", "0", "--cluster-yes")
-        deadline = time.monotonic() + 30
-        while "cluster_state:ok" not in run("redis-cli", "-h", host, "-p", str(first),
-                                            "cluster", "info").stdout:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the Redis Cluster on {host}:{first} did not become ready")
-            time.sleep(0.3)
+    def cluster_info() -> str:
+        return run("redis-cli", "-h", host, "-p", str(first), "cluster", "info").stdout
+
+    info = cluster_info()
+    if "cluster_slots_assigned:0" in info:
+        run("redis-cli", "--cluster", "create", *(f"{host}:{p}" for p in ports),
+            "--cluster-replicas", "0", "--cluster-yes")
+    deadline = time.monotonic() + 30
+    while "cluster_state:ok" not in info:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the Redis Cluster on {host}:{first} did not become ready")
+        time.sleep(0.3)
+        info = cluster_info()
     say(f"Redis Cluster ready ({host}:{ports[0]}-{ports[-1]})")
 
 

@@ -26,7 +26,7 @@ from benchmarks.report import Figure, bench_redis, header, median, percentile, s
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, reach, ring, ring_reach, ring_span
-from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex
+from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex, score_span
 
 K, RADIUS_M = 10, 3000.0
 QUERIES = int(os.environ.get("BENCH_QUERIES", "3000"))
@@ -87,7 +87,7 @@ def measure(queries: list[LatLng], run: Callable[[LatLng], object],
 
 def forget_geometry() -> None:
     """Empty the per-process caches of cell geometry (as in a process just started)."""
-    for cached in (reach, ring, ring_reach, ring_span):
+    for cached in (reach, ring, ring_reach, ring_span, score_span):
         cached.cache_clear()
 
 

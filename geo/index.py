@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -285,6 +286,16 @@ def parent_int(cell: int, resolution: int) -> int:
     return (cell & ~_RES_MASK & ~unused) | (resolution << 52) | unused
 
 
+@lru_cache(maxsize=262_144)
+def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> tuple[int, int, int]:
+    """The scores of `cell`'s descendants at `finest` (their digits below `cell`'s resolution
+    run from all 0 to all 6; `cell` itself has 7s there), and the bucket that holds them."""
+    high = cell & score_mask
+    free = 3 * (finest - h3i.get_resolution(cell))
+    low = high & ~(((1 << free) - 1) << (3 * (15 - finest)))
+    return low, high, low >> bucket_shift
+
+
 class RedisDriverIndex:
     """Online drivers by H3 cell, with freshness, status and nearest-K search."""
 
@@ -312,7 +323,6 @@ class RedisDriverIndex:
         if self.levels[0] - self.levels[-1] > MAX_LEVEL_SPAN:
             raise ValueError(f"search levels may span at most {MAX_LEVEL_SPAN} resolutions")
         self._hints: dict[int, float] = {}   # area -> how far its last search had to look
-        self._spans: dict[int, tuple[int, int, int]] = {}   # cell -> its score range, bucket
         self._certain_m = [CERTAIN_EDGES * h3i.average_hexagon_edge_length(lvl, "m")
                            for lvl in self.levels[:-1]]
         self._known_regions: set[bytes] = set()
@@ -325,6 +335,7 @@ class RedisDriverIndex:
         # A driver's sorted set: its cell at the coarsest search level (score >> shift), so
         # sets stay small (compact listpacks up to 128 drivers) and each search cell is in one.
         self._bucket_shift = 3 * (15 - self.levels[-1])
+        self._bucket_div = 1 << self._bucket_shift     # the scripts' divisor for the same
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
         self.max_speed_mps = max_speed_kmh / 3.6
@@ -379,8 +390,7 @@ class RedisDriverIndex:
         state = self._decode(driver_id, raw)
         if state.region:
             self._run("evict", keys=[self.region_at(state.region)],
-                      args=[1 << self._bucket_shift, EVICT_IN.pack(driver_id.bytes,
-                                                                   state.ts_ms + 1)])
+                      args=[self._bucket_div, EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1)])
         return True
 
     def set_status(self, driver_id: uuid.UUID, status: DriverStatus) -> bool:
@@ -484,7 +494,7 @@ class RedisDriverIndex:
                 evictions[old].append(EVICT_IN.pack(member, u.ts_ms))
             results.append(IngestResult(u.driver_id, outcome, _STATUSES[status],
                                         CODE_PRODUCTS[pcode] if status else None))
-        div = 1 << self._bucket_shift
+        div = self._bucket_div
         calls: list[Call] = [
             ("place", [self.region_at(region.decode())], [div, b"".join(blobs)])
             for region, blobs in places.items()]
@@ -624,20 +634,8 @@ class RedisDriverIndex:
     def _cell_range(self, cell: int, floor: float) -> bytes:
         """A search cell for the script: the scores of the drivers filed under it, its floor,
         and the bucket whose set holds them."""
-        span = self._spans.get(cell)
-        if span is None:
-            span = self._spans[cell] = self._score_span(cell)
-            if len(self._spans) > HINT_CAPACITY:
-                self._spans.clear()
-        return CELL_RANGE.pack(span[0], span[1], floor, span[2])
-
-    def _score_span(self, cell: int) -> tuple[int, int, int]:
-        """The scores of `cell`'s finest-level descendants (their digits below `cell`'s
-        resolution run from all 0 to all 6; `cell` itself has 7s there), and their bucket."""
-        high = cell & self._score_mask
-        free = 3 * (self.levels[0] - h3i.get_resolution(cell))
-        low = high & ~(((1 << free) - 1) << (3 * (15 - self.levels[0])))
-        return low, high, low >> self._bucket_shift
+        low, high, bucket = score_span(cell, self.levels[0], self._score_mask, self._bucket_shift)
+        return CELL_RANGE.pack(low, high, floor, bucket)
 
     # -- freshness --------------------------------------------------------------------------
     def sweep(self, *, now_ms: int, batch: int = 1000, tombstone_keep_s: float = 600) -> int:
@@ -648,7 +646,7 @@ class RedisDriverIndex:
         tomb_cutoff = now_ms - int(tombstone_keep_s * 1000)
         for raw in self.client.smembers(f"{self.prefix}:regions"):
             at = self.region_at(_as_bytes(raw).decode())
-            removed += self._scan("sweep", [at], [1 << self._bucket_shift],
+            removed += self._scan("sweep", [at], [self._bucket_div],
                                   [cutoff, tomb_cutoff], batch)
         for shard in range(DIRECTORY_SHARDS):
             key = f"{self.prefix}:dir:{{s{shard:02d}}}"

@@ -273,11 +273,11 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     def place(prefix: str, cell: str, ts: int) -> None:
         score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
         record = PLACE_IN.pack(driver.bytes, 0, ts, CENTRE.lat, CENTRE.lng, -1, 1, score)
-        index._run("place", keys=[f"{prefix}:at"], args=[1 << index._bucket_shift, record])
+        index._run("place", keys=[f"{prefix}:at"], args=[index._bucket_div, record])
 
     def evict(prefix: str, ts: int) -> None:
         index._run("evict", keys=[f"{prefix}:at"],
-                   args=[1 << index._bucket_shift, EVICT_IN.pack(driver.bytes, ts)])
+                   args=[index._bucket_div, EVICT_IN.pack(driver.bytes, ts)])
 
     place(r1, near, 4)      # where the driver was
     place(r1, near, 6)      # B lands back in R1

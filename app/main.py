@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from accounts.routes import router as accounts_router
-from app import container, errors
+from app import container, errors, openapi
 from app.health import router as health_router
 from app.limits import BodyLimit
 from core.settings import Settings
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None,
 
     app = FastAPI(title="ridehail", version="0.1.0", lifespan=lifespan)
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(BodyLimit, max_bytes=(settings or Settings()).max_body_bytes)
     for router in (health_router, accounts_router, geo_router, dispatch_router, trips_router):
         app.include_router(router)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response, status
 from accounts.deps import BEARER_OPENAPI, CurrentAdmin, CurrentDriver, CurrentDriverFlat
 from core.clock import to_ms
 from core.deps import ClockDep, SessionDep
+from core.schemas import error_responses
 from dispatch import service, supply
 from dispatch.schemas import (
     DecisionOut,
@@ -28,7 +29,8 @@ from trips.schemas import Point, TripOut
 router = APIRouter(prefix="/v1", tags=["driver"])
 
 
-@router.put("/drivers/me/status", response_model=StatusOut)
+@router.put("/drivers/me/status", response_model=StatusOut,
+            responses=error_responses(404, 409))
 def set_status(body: StatusIn, driver: CurrentDriver, session: SessionDep,
                index: IndexDep, clock: ClockDep) -> StatusOut:
     if body.status == "online":
@@ -40,7 +42,8 @@ def set_status(body: StatusIn, driver: CurrentDriver, session: SessionDep,
 
 
 @router.post("/drivers/me/locations", status_code=status.HTTP_202_ACCEPTED,
-             response_model=LocationsOut, openapi_extra=BEARER_OPENAPI)
+             response_model=LocationsOut, openapi_extra=BEARER_OPENAPI,
+             responses=error_responses(409, 429))
 async def post_locations(body: LocationsIn, driver: CurrentDriverFlat,
                          request: Request) -> LocationsOut:
     # The hottest endpoint: async end to end on the asyncio Redis client, no thread hop, and
@@ -70,14 +73,16 @@ def get_offer(driver: CurrentDriver, session: SessionDep, clock: ClockDep) -> Of
                     distance_m=round(offer.distance_m, 1), expires_at=offer.expires_at)
 
 
-@router.post("/offers/{offer_id}/accept", response_model=TripOut)
+@router.post("/offers/{offer_id}/accept", response_model=TripOut,
+             responses=error_responses(404, 409))
 def accept(offer_id: uuid.UUID, driver: CurrentDriver, session: SessionDep, clock: ClockDep,
            index: IndexDep) -> TripOut:
     return trip_out(service.accept_offer(session=session, offer_id=offer_id,
                                          driver_id=driver.id, clock=clock, index=index))
 
 
-@router.post("/offers/{offer_id}/decline", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/offers/{offer_id}/decline", status_code=status.HTTP_204_NO_CONTENT,
+             responses=error_responses(404, 409))
 def decline(offer_id: uuid.UUID, driver: CurrentDriver, session: SessionDep, clock: ClockDep,
             index: IndexDep) -> Response:
     service.decline_offer(session=session, offer_id=offer_id, driver_id=driver.id, clock=clock,
@@ -85,7 +90,8 @@ def decline(offer_id: uuid.UUID, driver: CurrentDriver, session: SessionDep, clo
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/dispatch/decisions/{trip_id}", response_model=DecisionsOut)
+@router.get("/dispatch/decisions/{trip_id}", response_model=DecisionsOut,
+            responses=error_responses(404))
 def decisions(trip_id: uuid.UUID, admin: CurrentAdmin, session: SessionDep) -> DecisionsOut:
     rows = service.decisions(session=session, trip_id=trip_id)
     return DecisionsOut(trip_id=trip_id, decisions=[

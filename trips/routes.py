@@ -11,6 +11,7 @@ from accounts.deps import CurrentDriver, CurrentPrincipal, CurrentRider
 from core.clock import to_ms
 from core.deps import ClockDep, SessionDep, SettingsDep
 from core.errors import InvalidInput
+from core.schemas import error_responses
 from geo.columns import from_point
 from geo.deps import EtaDep, IndexDep
 from geo.eta import StraightLineEta
@@ -20,10 +21,12 @@ from trips.models import Trip
 from trips.schemas import DriverOut, FareOut, Point, TripOut, TripRequest, VehicleOut
 
 router = APIRouter(prefix="/v1/trips", tags=["trips"])
+TRANSITION_ERRORS = error_responses(404, 409)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=64)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TripOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TripOut,
+             responses=error_responses(409))
 def request_trip(body: TripRequest, rider: CurrentRider, session: SessionDep,
                  settings: SettingsDep, clock: ClockDep, eta: EtaDep,
                  idempotency_key: IdempotencyKey = None) -> TripOut:
@@ -38,7 +41,7 @@ def request_trip(body: TripRequest, rider: CurrentRider, session: SessionDep,
     return trip_out(trip)
 
 
-@router.get("/{trip_id}", response_model=TripOut)
+@router.get("/{trip_id}", response_model=TripOut, responses=error_responses(404))
 def get_trip(trip_id: uuid.UUID, viewer: CurrentPrincipal, session: SessionDep,
              index: IndexDep, clock: ClockDep, eta: EtaDep) -> TripOut:
     view = service.get_view(session=session, trip_id=trip_id, viewer=viewer, index=index)
@@ -53,12 +56,15 @@ def _advance(target: TripStatus):
     return route
 
 
-router.post("/{trip_id}/arrive", response_model=TripOut)(_advance(TripStatus.ARRIVING))
-router.post("/{trip_id}/start", response_model=TripOut)(_advance(TripStatus.IN_PROGRESS))
-router.post("/{trip_id}/complete", response_model=TripOut)(_advance(TripStatus.COMPLETED))
+router.post("/{trip_id}/arrive", response_model=TripOut,
+            responses=TRANSITION_ERRORS)(_advance(TripStatus.ARRIVING))
+router.post("/{trip_id}/start", response_model=TripOut,
+            responses=TRANSITION_ERRORS)(_advance(TripStatus.IN_PROGRESS))
+router.post("/{trip_id}/complete", response_model=TripOut,
+            responses=TRANSITION_ERRORS)(_advance(TripStatus.COMPLETED))
 
 
-@router.post("/{trip_id}/cancel", response_model=TripOut)
+@router.post("/{trip_id}/cancel", response_model=TripOut, responses=TRANSITION_ERRORS)
 def cancel_trip(trip_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep,
                 clock: ClockDep, index: IndexDep) -> TripOut:
     return trip_out(service.cancel(session=session, trip_id=trip_id, by=who, clock=clock,

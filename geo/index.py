@@ -57,7 +57,8 @@ PLACE_IN = struct.Struct("<16sBdddhBd")
 EVICT_IN = struct.Struct("<16sd")
 SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
-CELL_RANGE = struct.Struct("<dddd")
+FLOOR = struct.Struct("<d")
+SPAN = struct.Struct("<ddd")
 FOUND = struct.Struct("<16sddddh")
 CODE_PRODUCTS = {code: product for product, code in PRODUCT_CODES.items()}
 
@@ -286,14 +287,19 @@ def parent_int(cell: int, resolution: int) -> int:
     return (cell & ~_RES_MASK & ~unused) | (resolution << 52) | unused
 
 
+def _nearest_first(d: NearbyDriver) -> tuple[float, uuid.UUID]:
+    return d.distance_m, d.driver_id
+
+
 @lru_cache(maxsize=262_144)
-def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> tuple[int, int, int]:
+def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> bytes:
     """The scores of `cell`'s descendants at `finest` (their digits below `cell`'s resolution
-    run from all 0 to all 6; `cell` itself has 7s there), and the bucket that holds them."""
+    run from all 0 to all 6; `cell` itself has 7s there) and the bucket that holds them,
+    packed for the search script."""
     high = cell & score_mask
     free = 3 * (finest - h3i.get_resolution(cell))
     low = high & ~(((1 << free) - 1) << (3 * (15 - finest)))
-    return low, high, low >> bucket_shift
+    return SPAN.pack(low, high, low >> bucket_shift)
 
 
 class RedisDriverIndex:
@@ -600,8 +606,9 @@ class RedisDriverIndex:
                 if floor <= limit)
             if candidates:
                 more = self._search_cells(candidates, [*head, limit, k, int(status)])
-                merged = {d.driver_id: d for d in (*found, *more)}
-                found = sorted(merged.values(), key=lambda d: (d.distance_m, d.driver_id))[:k]
+                if found:        # a finer level's or an earlier chunk's: may hold the same
+                    more = list({d.driver_id: d for d in (*found, *more)}.values())
+                found = sorted(more, key=_nearest_first)[:k]
                 if len(found) >= k:
                     limit = found[-1].distance_m
             if ring_floor_m(center, origin, last + 1, finest) > limit or min(
@@ -616,13 +623,17 @@ class RedisDriverIndex:
                       head: list[Any]) -> list[NearbyDriver]:
         """One search script per region over its cells, in one round trip."""
         keep, bits = self._region_mask
-        by_region: dict[int, list[tuple[float, int]]] = {}
-        for candidate in candidates:
-            by_region.setdefault((candidate[1] & keep) | bits, []).append(candidate)
+        pack, span = FLOOR.pack, score_span
+        finest, mask, shift = self.levels[0], self._score_mask, self._bucket_shift
+        by_region: dict[int, list[bytes]] = {}
+        for floor, cell in candidates:
+            # A search cell for the script: its floor, the scores of the drivers filed under
+            # it, and the bucket whose set holds them.
+            by_region.setdefault(cell & keep, []).append(
+                pack(floor) + span(cell, finest, mask, shift))
         calls: list[Call] = [
-            ("search", [self.region_at(f"{region:x}")],
-             [*head, b"".join(self._cell_range(cell, floor) for floor, cell in cells)])
-            for region, cells in by_region.items()]
+            ("search", [self.region_at(f"{region | bits:x}")], [*head, b"".join(records)])
+            for region, records in by_region.items()]
         if len(calls) == 1:
             replies = [self._run(*calls[0])]
         else:
@@ -630,12 +641,6 @@ class RedisDriverIndex:
         return [NearbyDriver(uuid.UUID(bytes=member), LatLng(lat, lng), dist, int(ts), heading)
                 for blob in replies
                 for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob)]
-
-    def _cell_range(self, cell: int, floor: float) -> bytes:
-        """A search cell for the script: the scores of the drivers filed under it, its floor,
-        and the bucket whose set holds them."""
-        low, high, bucket = score_span(cell, self.levels[0], self._score_mask, self._bucket_shift)
-        return CELL_RANGE.pack(low, high, floor, bucket)
 
     # -- freshness --------------------------------------------------------------------------
     def sweep(self, *, now_ms: int, batch: int = 1000, tombstone_keep_s: float = 600) -> int:

@@ -1,9 +1,9 @@
 -- K nearest fresh drivers with a wanted status inside one region, best cell first.
 -- KEYS[1] the region's `at` key (its other keys share the hash tag).
 -- ARGV: product, now_ms, ttl_ms, lat, lng, limit_m, k, status, cells
---   cells: records '<dddd' of a cell's score range (its drivers' finest cells), a lower
---   bound on the distance from the query to any point of that cell, and the cell's bucket
---   (its coarsest-level ancestor, whose sorted set holds it); sorted by the bound.
+--   cells: records '<dddd' of a lower bound on the distance from the query to any point of
+--   a cell, the cell's score range (its drivers' finest cells), and the cell's bucket (its
+--   coarsest-level ancestor, whose sorted set holds it); sorted by the bound.
 -- Reads cells in order and stops once it holds k drivers all nearer than the next cell's
 -- bound: no driver of that cell or any later one can enter the k nearest.
 -- Returns the results as records '<c16ddddh' of id, distance (m), lat, lng, ts_ms and
@@ -56,7 +56,7 @@ end
 
 local fmt = string.format
 for offset = 1, #cells, 32 do
-  local lo, hi, floor, bucket = unpack_entry('<dddd', cells, offset)
+  local floor, lo, hi, bucket = unpack_entry('<dddd', cells, offset)
   if floor > radius or (#best >= k and best[#best][1] <= floor) then break end
   local members = call('ZRANGE', drivers .. fmt('%.0f', bucket), fmt('%.0f', lo),
     fmt('%.0f', hi), 'BYSCORE')

@@ -6,12 +6,15 @@ a PostGIS table with a GiST-indexed geography column queried with a prepared KNN
 One client, queries one after another; latency is measured around each call. The index is
 measured twice: as a fresh process (empty caches of cell geometry and level hints), and as a
 running one, warmed by QUERIES other queries over the same city (never the measured points).
+Then throughput under load: CLIENTS processes (BENCH_CLIENTS, default 4) query at once, each
+over its own connections, for LOAD_S seconds; the index's clients are warmed the same way.
 """
 
 from __future__ import annotations
 
 import gc
 import io
+import multiprocessing
 import os
 import random
 import time
@@ -30,6 +33,8 @@ from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex, score_span
 
 K, RADIUS_M = 10, 3000.0
 QUERIES = int(os.environ.get("BENCH_QUERIES", "3000"))
+CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+LOAD_S = float(os.environ.get("BENCH_LOAD_S", "4"))
 T0 = 1_800_000_000_000
 MIX = [Product.ECONOMY] * 7 + [Product.COMFORT] * 2 + [Product.XL]
 
@@ -64,6 +69,15 @@ def load_postgis(dsn: str, city: City, kinds: list[Product]) -> psycopg2.extensi
         cur.copy_expert("COPY bench_drivers FROM STDIN", rows)
         cur.execute("CREATE INDEX bench_drivers_geog ON bench_drivers USING gist (geog)")
         cur.execute("ANALYZE bench_drivers")
+    conn.close()
+    return prepare_knn(dsn)
+
+
+def prepare_knn(dsn: str) -> psycopg2.extensions.connection:
+    """A connection with the KNN query prepared."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
         cur.execute(
             "PREPARE knn(float8, float8) AS SELECT id, ST_Distance(geog, q) FROM bench_drivers, "
             "(SELECT ST_SetSRID(ST_MakePoint($1, $2), 4326)::geography AS q) s "
@@ -83,6 +97,33 @@ def measure(queries: list[LatLng], run: Callable[[LatLng], object],
         run(q)
         latencies.append((time.perf_counter() - t) * 1e6)
     return len(queries) / (time.perf_counter() - start), latencies
+
+
+def under_load(make_run: Callable[[], Callable[[LatLng], object]], queries: list[LatLng],
+               clients: int = CLIENTS, seconds: float = LOAD_S) -> float:
+    """Queries/s with `clients` processes querying at once (forked, so they share nothing but
+    the servers), each making its own connections with `make_run` and cycling through its
+    share of `queries` for `seconds`."""
+    ctx = multiprocessing.get_context("fork")
+    ready, counts = ctx.Barrier(clients + 1), ctx.Queue()
+
+    def client(part: int) -> None:
+        run, mine = make_run(), queries[part::clients]
+        ready.wait()
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            run(mine[done % len(mine)])
+            done += 1
+        counts.put((done, time.perf_counter() - start))
+
+    workers = [ctx.Process(target=client, args=(part,)) for part in range(clients)]
+    for w in workers:
+        w.start()
+    ready.wait()
+    results = [counts.get() for _ in workers]
+    for w in workers:
+        w.join()
+    return sum(done / elapsed for done, elapsed in results)
 
 
 def forget_geometry() -> None:
@@ -141,9 +182,42 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
     show(Figure("fresh process: index queries/s", cold_qps, "q/s", "PostGIS KNN", pg_qps))
     show(Figure("fresh process: index p99", percentile(cold_lat, 0.99), "us", "PostGIS p99",
                 percentile(pg_lat, 0.99), False))
+    show_load(settings, city_queries=queries)
     cur.execute("DROP TABLE bench_drivers")
     pg.close()
     return 1e6 / ours_qps
+
+
+def show_load(settings: Settings, city_queries: list[LatLng]) -> None:
+    """The same three under load: each client process opens its own connections (the index's
+    warmed like the single client's), then all query at once."""
+    url = os.environ.get("BENCH_REDIS_URL", settings.redis_url)
+
+    def ours() -> Callable[[LatLng], object]:
+        index = RedisDriverIndex(redis.Redis.from_url(url))
+        for q in query_points(QUERIES, seed=8):
+            index.nearby(q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0)
+        return lambda q: index.nearby(q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0)
+
+    def geosearch() -> Callable[[LatLng], object]:
+        client = redis.Redis.from_url(url)
+        return lambda q: client.geosearch("bench:geo:economy", longitude=q.lng, latitude=q.lat,
+                                          radius=RADIUS_M, unit="m", sort="ASC", count=K,
+                                          withdist=True)
+
+    def knn() -> Callable[[LatLng], object]:
+        cur = prepare_knn(dsn(settings)).cursor()
+
+        def run(q: LatLng) -> object:
+            cur.execute("EXECUTE knn(%s, %s)", (q.lng, q.lat))
+            return cur.fetchall()
+        return run
+
+    ours_qps = under_load(ours, city_queries)
+    show(Figure(f"{CLIENTS} clients at once: index q/s", ours_qps, "q/s", "GEOSEARCH",
+                under_load(geosearch, city_queries)))
+    show(Figure(f"{CLIENTS} clients at once: index q/s", ours_qps, "q/s", "PostGIS KNN",
+                under_load(knn, city_queries)))
 
 
 def main() -> None:
@@ -152,11 +226,29 @@ def main() -> None:
     queries = query_points(QUERIES)
     header(f"Nearby: K={K}, {RADIUS_M / 1000:.0f} km, available economy; {QUERIES} queries, "
            "one client")
+    round_trips(settings, client)
     per_query_us = {n: run_size(settings, client, n, queries) for n in sizes()}
     if 100_000 in per_query_us and 1_000_000 in per_query_us:
         show(Figure("per-query cost at 1M", per_query_us[1_000_000], "us", "at 100k",
                     per_query_us[100_000], False, target="<= 1.5x"))
     client.flushdb()
+
+
+def round_trips(settings: Settings, client: redis.Redis) -> None:
+    """What one round trip alone costs here: every query of all three pays one."""
+    pg = psycopg2.connect(dsn(settings))
+    cur = pg.cursor()
+
+    def select_1(_: LatLng) -> None:
+        cur.execute("SELECT 1")
+        cur.fetchall()
+
+    points = query_points(2000, seed=3)
+    _, ping = measure(points, lambda _: client.ping())
+    _, select = measure(points, select_1)
+    pg.close()
+    print(f"  one round trip alone, p50: Redis PING {median(ping):.0f} us (redis-py), "
+          f"PostgreSQL SELECT 1 {median(select):.0f} us (psycopg2)")
 
 
 def _check_same(found: list, queries: list[LatLng], cur: object) -> None:

@@ -8,9 +8,9 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from core.products import Product
-from core.schemas import Reply, Strict
+from core.schemas import PRINTABLE, Reply, Strict
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=100), PRINTABLE]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{6,15}$")]
 
 
@@ -20,9 +20,9 @@ class RiderIn(Strict):
 
 
 class VehicleIn(Strict):
-    make: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    model: Annotated[str, StringConstraints(min_length=1, max_length=40)]
-    plate: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    make: Annotated[str, StringConstraints(min_length=1, max_length=40), PRINTABLE]
+    model: Annotated[str, StringConstraints(min_length=1, max_length=40), PRINTABLE]
+    plate: Annotated[str, StringConstraints(min_length=1, max_length=16), PRINTABLE]
     seats: int = Field(ge=1, le=12)
     product: Product
 

@@ -3,13 +3,26 @@ and the one shape of every error reply."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+
+
+def _printable(value: str) -> str:
+    """Text people type has no control characters (and PostgreSQL cannot store NUL) and no
+    lone surrogates (not encodable as UTF-8)."""
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# Put on every free-text field of a request: `Annotated[str, ..., PRINTABLE]`.
+PRINTABLE = AfterValidator(_printable)
 
 
 class Reply(BaseModel):

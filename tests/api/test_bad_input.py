@@ -58,6 +58,9 @@ def test_bad_coordinates_are_422_naming_the_field(client: TestClient,
     ('{"name": "A", "phone": "call me"}', "phone"),
     ('{"name": "A", "phone": "+15551234567", "admin": true}', "admin"),
     ('{"name": "", "phone": "+15551234567"}', "name"),
+    ('{"name": "A\\u0000B", "phone": "+15551234567"}', "name"),   # PostgreSQL can't store NUL
+    ('{"name": "A\\u0007", "phone": "+15551234567"}', "name"),
+    ('{"name": "\\ud800", "phone": "+15551234567"}', "name"),     # a lone surrogate: no UTF-8
 ])
 def test_malformed_onboarding_is_422(client: TestClient, sessions: sessionmaker[Session],
                                      raw: str, field: str) -> None:

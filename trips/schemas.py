@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.products import Product
 from core.schemas import Strict
@@ -26,6 +26,11 @@ class Point(Strict):
 
 
 class TripRequest(Strict):
+    """Pickup and dropoff, or a quote (quotes are not available yet: a quote_id gets 422)."""
+
+    model_config = ConfigDict(json_schema_extra={
+        "anyOf": [{"required": ["pickup", "dropoff"]}, {"required": ["quote_id"]}]})
+
     quote_id: uuid.UUID | None = None
     pickup: Point | None = None
     dropoff: Point | None = None

@@ -35,6 +35,7 @@ K, RADIUS_M = 10, 3000.0
 QUERIES = int(os.environ.get("BENCH_QUERIES", "3000"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 LOAD_S = float(os.environ.get("BENCH_LOAD_S", "4"))
+Run = Callable[[LatLng], object]   # one query against one of the three
 T0 = 1_800_000_000_000
 MIX = [Product.ECONOMY] * 7 + [Product.COMFORT] * 2 + [Product.XL]
 
@@ -99,7 +100,7 @@ def measure(queries: list[LatLng], run: Callable[[LatLng], object],
     return len(queries) / (time.perf_counter() - start), latencies
 
 
-def under_load(make_run: Callable[[], Callable[[LatLng], object]], queries: list[LatLng],
+def under_load(make_run: Callable[[], Run], queries: list[LatLng],
                clients: int = CLIENTS, seconds: float = LOAD_S) -> float:
     """Queries/s with `clients` processes querying at once (forked, so they share nothing but
     the servers), each making its own connections with `make_run` and cycling through its
@@ -126,6 +127,23 @@ def under_load(make_run: Callable[[], Callable[[LatLng], object]], queries: list
     return sum(done / elapsed for done, elapsed in results)
 
 
+def index_run(index: RedisDriverIndex) -> Callable[[LatLng], list[NearbyDriver]]:
+    return lambda q: index.nearby(q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0)
+
+
+def geosearch_run(client: redis.Redis) -> Run:
+    return lambda q: client.geosearch("bench:geo:economy", longitude=q.lng, latitude=q.lat,
+                                      radius=RADIUS_M, unit="m", sort="ASC", count=K,
+                                      withdist=True)
+
+
+def knn_run(cur: psycopg2.extensions.cursor) -> Run:
+    def run(q: LatLng) -> object:
+        cur.execute("EXECUTE knn(%s, %s)", (q.lng, q.lat))
+        return cur.fetchall()
+    return run
+
+
 def forget_geometry() -> None:
     """Empty the per-process caches of cell geometry (as in a process just started)."""
     for cached in (reach, ring, ring_reach, ring_span, score_span):
@@ -143,23 +161,12 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
     index = load_redis(client, city, kinds)
     pg = load_postgis(dsn(settings), city, kinds)
     cur = pg.cursor()
-
-    def ours(q: LatLng) -> list[NearbyDriver]:
-        return index.nearby(q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0)
-
-    def geosearch(q: LatLng) -> object:
-        return client.geosearch("bench:geo:economy", longitude=q.lng, latitude=q.lat,
-                                radius=RADIUS_M, unit="m", sort="ASC", count=K, withdist=True)
-
-    def knn(q: LatLng) -> object:
-        cur.execute("EXECUTE knn(%s, %s)", (q.lng, q.lat))
-        return cur.fetchall()
-
+    geosearch, knn = geosearch_run(client), knn_run(cur)
     gc.collect()
     gc.freeze()      # the loaded city is static: keep the collector from rescanning it
     forget_geometry()
-    cold_qps, cold_lat = measure(queries, ours, warm_up=0)
-    index = RedisDriverIndex(client)
+    cold_qps, cold_lat = measure(queries, index_run(index), warm_up=0)
+    ours = index_run(RedisDriverIndex(client))
     forget_geometry()
     for q in query_points(QUERIES, seed=8):
         ours(q)
@@ -193,31 +200,18 @@ def show_load(settings: Settings, city_queries: list[LatLng]) -> None:
     warmed like the single client's), then all query at once."""
     url = os.environ.get("BENCH_REDIS_URL", settings.redis_url)
 
-    def ours() -> Callable[[LatLng], object]:
-        index = RedisDriverIndex(redis.Redis.from_url(url))
+    def ours() -> Run:
+        run = index_run(RedisDriverIndex(redis.Redis.from_url(url)))
         for q in query_points(QUERIES, seed=8):
-            index.nearby(q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0)
-        return lambda q: index.nearby(q, Product.ECONOMY, k=K, radius_m=RADIUS_M, now_ms=T0)
-
-    def geosearch() -> Callable[[LatLng], object]:
-        client = redis.Redis.from_url(url)
-        return lambda q: client.geosearch("bench:geo:economy", longitude=q.lng, latitude=q.lat,
-                                          radius=RADIUS_M, unit="m", sort="ASC", count=K,
-                                          withdist=True)
-
-    def knn() -> Callable[[LatLng], object]:
-        cur = prepare_knn(dsn(settings)).cursor()
-
-        def run(q: LatLng) -> object:
-            cur.execute("EXECUTE knn(%s, %s)", (q.lng, q.lat))
-            return cur.fetchall()
+            run(q)
         return run
 
     ours_qps = under_load(ours, city_queries)
     show(Figure(f"{CLIENTS} clients at once: index q/s", ours_qps, "q/s", "GEOSEARCH",
-                under_load(geosearch, city_queries)))
+                under_load(lambda: geosearch_run(redis.Redis.from_url(url)), city_queries)))
     show(Figure(f"{CLIENTS} clients at once: index q/s", ours_qps, "q/s", "PostGIS KNN",
-                under_load(knn, city_queries)))
+                under_load(lambda: knn_run(prepare_knn(dsn(settings)).cursor()),
+                           city_queries)))
 
 
 def main() -> None:

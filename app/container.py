@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import redis
@@ -17,6 +19,8 @@ from core.settings import Settings
 from geo.eta import StraightLineEta
 from geo.index import AnyAsyncRedis, AnyRedis, RedisDriverIndex
 from geo.pings import PingRules
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,13 +59,15 @@ def redis_clients(settings: Settings) -> tuple[AnyRedis, AnyAsyncRedis]:
 def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
     engine = make_engine(settings.database_url)
     client, aclient = redis_clients(settings)
+    index = make_index(client, settings)
+    warm_up(index)
     return Resources(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
         redis=client,
         aredis=aclient,
-        index=make_index(client, settings),
+        index=index,
         eta=StraightLineEta(settings.eta_detour_factor, settings.eta_speed_kmh_peak,
                             settings.eta_speed_kmh_offpeak),
         clock=clock or SystemClock(),
@@ -83,3 +89,15 @@ def make_index(client: AnyRedis, settings: Settings) -> RedisDriverIndex:
                             rate_per_s=settings.ping_rate_per_s,
                             rate_burst=settings.ping_rate_burst,
                             sample_backlog=settings.location_sample_backlog)
+
+
+def warm_up(index: RedisDriverIndex) -> None:
+    """Fill the search geometry before serving; a Redis that is down only skips it."""
+    started = time.perf_counter()
+    try:
+        cells = index.warm_up()
+    except redis.RedisError as exc:
+        log.warning("search warm-up skipped: %s", exc)
+        return
+    log.info("search geometry warmed under %d coarse cells in %.2f s", cells,
+             time.perf_counter() - started)

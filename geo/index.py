@@ -42,10 +42,11 @@ from redis.exceptions import AskError, MovedError, NoScriptError
 
 from core.products import PRODUCT_CODES, Product
 from core.settings import MAX_LEVEL_SPAN
-from geo.cells import LatLng, cell_floors_m, ring_floor_m, ring_reach
+from geo.cells import LatLng, cell_floors_m, reach, ring_floor_m, ring_reach
 
 DIRECTORY_SHARDS = 64
 HINT_CAPACITY = 200_000
+WARM_CELLS = 120_000    # at most this many cells' geometry at start-up: half the reach cache
 # Rings 0-2 of a level certify answers out to ~2.5 edges from the query (ring 3's floor).
 CERTAIN_EDGES = 2.5
 MAX_SEARCH_RADIUS_M = 50_000.0  # a city-scale search; wider ones belong to another tool
@@ -285,6 +286,11 @@ def parent_int(cell: int, resolution: int) -> int:
     """`h3.cell_to_parent` on the integer form, in a few integer operations (a hot path)."""
     unused = (1 << (3 * (15 - resolution))) - 1
     return (cell & ~_RES_MASK & ~unused) | (resolution << 52) | unused
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally in a SCAN pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _nearest_first(d: NearbyDriver) -> tuple[float, uuid.UUID]:
@@ -641,6 +647,38 @@ class RedisDriverIndex:
         return [NearbyDriver(uuid.UUID(bytes=member), LatLng(lat, lng), dist, int(ts), heading)
                 for blob in replies
                 for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob)]
+
+    # -- start-up ---------------------------------------------------------------------------
+    def warm_up(self, *, max_cells: int = WARM_CELLS) -> int:
+        """Compute the search geometry (`geo.cells.reach`: centre and reach of every cell at
+        every search level) under the coarse cells that hold drivers, and their neighbours,
+        before the first query: a process just started would otherwise pay for it inside its
+        first searches (README, Performance: the "fresh process" lines). One SCAN of the
+        index's sorted sets finds the coarse cells; stops before `max_cells` cells. Returns
+        how many coarse cells it warmed."""
+        coarsest, finest = self.levels[-1], self.levels[0]
+        per_cell = sum(7 ** (finest - level) for level in range(coarsest, finest + 1))
+        keep = ~_RES_MASK & ~self._score_mask
+        low = (coarsest << 52) | (self._bucket_div - 1)
+        buckets: set[int] = set()
+        for raw in self.client.scan_iter(match=f"{_glob_escape(self.prefix)}:{{*}}:z:*",
+                                         count=1000):
+            parts = _as_bytes(raw).decode().rsplit(":", 4)
+            try:
+                region, bucket = int(parts[1].strip("{}"), 16), int(parts[4])
+            except (IndexError, ValueError):
+                continue        # not one of the index's sets
+            buckets.add((region & keep) | (bucket << self._bucket_shift) | low)
+        warmed: set[int] = set()
+        for cell in buckets:
+            for near in h3i.grid_disk(cell, 1):
+                if near in warmed:
+                    continue
+                if (len(warmed) + 1) * per_cell > max_cells:
+                    return len(warmed)
+                warmed.add(near)
+                reach(near, finest)
+        return len(warmed)
 
     # -- freshness --------------------------------------------------------------------------
     def sweep(self, *, now_ms: int, batch: int = 1000, tombstone_keep_s: float = 600) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from app.container import Resources
+from app.main import create_app
 from core.clock import FakeClock
+from core.settings import Settings
 from dispatch import service as dispatch
 from tests.api.helpers import bearer, new_driver, new_rider, ping
 
@@ -81,3 +83,17 @@ def test_health_and_readiness(client: TestClient) -> None:
     assert ready.status_code == 200
     assert {name for name, c in ready.json()["checks"].items() if c["ok"]} == {
         "postgres", "redis", "kafka"}
+
+
+def test_an_api_started_while_redis_is_down_starts_and_says_so(settings: Settings) -> None:
+    """Start-up touches Redis only to warm the search geometry; with Redis down it skips that,
+    serves, and reports Redis as not ready (and requests needing it get 503)."""
+    down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(down)) as started:
+        assert started.get("/healthz").status_code == 200
+        ready = started.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["redis"]["ok"] is False
+        cars = started.get("/v1/drivers/nearby", params={"lat": 40.75, "lng": -73.98})
+        assert cars.status_code == 503
+        assert cars.json()["error"]["code"] == "unavailable"

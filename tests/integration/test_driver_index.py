@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from core.products import Product
 from core.settings import Settings
-from geo.cells import LatLng, cell_of, haversine_m
+from geo.cells import LatLng, cell_of, haversine_m, reach
 from geo.index import (
     EVICT_IN,
     PLACE_IN,
@@ -287,3 +287,47 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     assert not live_in(redis_client, r2, driver)
     assert live_in(redis_client, r1, driver)
     assert filed_under(redis_client, index, driver) == [near]
+
+
+def geometry_cached(index: RedisDriverIndex, points: list[LatLng]) -> bool:
+    """Whether the search geometry of every point's cell, at every search level, is cached."""
+    before = reach.cache_info().misses
+    for p in points:
+        for level in index.levels:
+            reach(h3.str_to_int(cell_of(p, level)), index.levels[0])
+    return reach.cache_info().misses == before
+
+
+def place_scattered(index: RedisDriverIndex, count: int, seed: int,
+                    centre: LatLng = CENTRE) -> list[LatLng]:
+    rng = random.Random(seed)
+    points = [offset(centre, rng.uniform(-9000, 9000), rng.uniform(-9000, 9000))
+              for _ in range(count)]
+    for i, p in enumerate(points):
+        driver = uuid.uuid4()
+        index.go_online(driver, list(Product)[i % len(Product)], now_ms=T0)
+        index.ingest([PositionUpdate(driver, p, T0)])
+    return points
+
+
+def test_warm_up_computes_the_geometry_under_every_cell_holding_drivers(
+        redis_client: redis.Redis) -> None:
+    """A process just started computes the geometry its searches need before the first one;
+    another index's drivers (whose prefix the first one's matches as a glob) are not its own."""
+    index = RedisDriverIndex(redis_client, prefix="w?")
+    other = RedisDriverIndex(redis_client, prefix="wx")
+    ours = place_scattered(index, 40, seed=1)
+    theirs = place_scattered(other, 5, seed=2, centre=offset(CENTRE, 0, 60_000))
+    reach.cache_clear()
+    coarse = {cell_of(p, index.levels[-1]) for p in ours}
+    warmed = index.warm_up()
+    assert warmed >= len(coarse)
+    assert geometry_cached(index, ours)
+    assert not geometry_cached(index, theirs)
+
+
+def test_warm_up_stops_at_its_cell_budget(index: RedisDriverIndex) -> None:
+    place_scattered(index, 40, seed=3)
+    reach.cache_clear()
+    assert index.warm_up(max_cells=3 * 57) == 3     # 57 cells under each: 1 + 7 + 49
+    assert reach.cache_info().currsize == 3 * 57

@@ -14,7 +14,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 
 from core.products import Product
-from geo.cells import LatLng, cell_of, haversine_m
+from geo.cells import LatLng, cell_of, haversine_m, reach
 from geo.index import DriverStatus, Outcome, PositionUpdate, RedisDriverIndex
 from simulations.rides import offset
 from tests.integration.test_driver_index import (
@@ -23,6 +23,8 @@ from tests.integration.test_driver_index import (
     assert_only_at,
     drive_shuffled,
     filed_under,
+    geometry_cached,
+    place_scattered,
 )
 from tests.services import cluster_url
 
@@ -143,3 +145,12 @@ def test_the_async_ping_path_and_the_sweeper_on_a_cluster(cluster: RedisCluster)
     assert index.sweep(now_ms=T0 + index.ttl_ms + 1000) == len(drivers) - 1
     assert all(filed_under(cluster, index, d) == [] for d in drivers)
     assert h3.is_valid_cell(cell_of(points[-1], 10))
+
+
+def test_warm_up_finds_the_cells_holding_drivers_on_every_node(cluster: RedisCluster) -> None:
+    index = small_regions(cluster)
+    points = place_scattered(index, 60, seed=4)
+    assert len(nodes_holding(cluster, index, points)) >= 2
+    reach.cache_clear()
+    index.warm_up()
+    assert geometry_cached(index, points)

@@ -5,8 +5,8 @@
 --   use when the region does not hold the driver yet, score of its finest cell.
 -- A place applies only when newer than the driver's `at` record (entry or tombstone): it
 -- rewrites the record and re-scores the driver, one ZADD (a move between cells is a new
--- score, so the driver is never in two cells); a move to another bucket or product first
--- removes it from the old set.
+-- score, so the driver is never in two cells; a ping in the same cell needs none); a move to
+-- another bucket or product first removes it from the old set.
 local div, blob = tonumber(ARGV[1]), ARGV[2]
 local floor = math.floor
 local size = 52
@@ -20,7 +20,7 @@ for i = 1, n do
   local id, product, ts, lat, lng, hdg, status, score =
     struct.unpack('<c16BdddhBd', blob, (i - 1) * size + 1)
   local cur = latest[id] or current[i]
-  local ok = true
+  local ok, filed = true, false
   if cur then
     local _, _, cts, cprod, cst, _, cscore = struct.unpack(RECORD, cur)
     if ts <= cts then
@@ -29,11 +29,13 @@ for i = 1, n do
       status = cst
       if cprod ~= product or floor(cscore / div) ~= floor(score / div) then
         redis.call('ZREM', bucket_key(p, cprod, cscore, div), id)
+      elseif cscore == score then
+        filed = true        -- same cell: its set already holds the driver with this score
       end
     end
   end
   if ok then
-    redis.call('ZADD', bucket_key(p, product, score, div), score, id)
+    if not filed then redis.call('ZADD', bucket_key(p, product, score, div), score, id) end
     local record = struct.pack(RECORD, lat, lng, ts, product, status, hdg, score)
     latest[id] = record
     ats[#ats + 1] = id

@@ -331,3 +331,23 @@ def test_warm_up_stops_at_its_cell_budget(index: RedisDriverIndex) -> None:
     reach.cache_clear()
     assert index.warm_up(max_cells=3 * 57) == 3     # 57 cells under each: 1 + 7 + 49
     assert reach.cache_info().currsize == 3 * 57
+
+
+def test_pings_inside_one_cell_rewrite_the_position_but_no_sorted_set(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """A driver waiting at a corner pings the same cell over and over: its sorted set already
+    holds it with that score, so only its position record is rewritten."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    track = [offset(CENTRE, 2 * i, 0) for i in range(6)]
+    assert len({cell_of(p, index.levels[0]) for p in track}) == 1
+    index.ingest([PositionUpdate(driver, track[0], T0)])
+    redis_client.config_resetstat()
+    for i, p in enumerate(track[1:], start=1):
+        assert index.ingest([PositionUpdate(driver, p, T0 + 1000 * i)])[0].outcome is \
+            Outcome.APPLIED
+    assert "cmdstat_zadd" not in redis_client.info("commandstats")
+    assert_only_at(redis_client, index, driver, track[-1])
+    [found] = index.nearby(CENTRE, Product.ECONOMY, k=1, radius_m=100, now_ms=T0 + 5000)
+    assert (found.driver_id, found.ts_ms) == (driver, T0 + 5000)
+    assert found.point == track[-1]

@@ -60,7 +60,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
     engine = make_engine(settings.database_url)
     client, aclient = redis_clients(settings)
     index = make_index(client, settings)
-    warm_up(index)
+    warm_up(index, margin_m=settings.dispatch_radius_m)
     return Resources(
         settings=settings,
         engine=engine,
@@ -91,11 +91,12 @@ def make_index(client: AnyRedis, settings: Settings) -> RedisDriverIndex:
                             sample_backlog=settings.location_sample_backlog)
 
 
-def warm_up(index: RedisDriverIndex) -> None:
-    """Fill the search geometry before serving; a Redis that is down only skips it."""
+def warm_up(index: RedisDriverIndex, *, margin_m: float) -> None:
+    """Fill the search geometry before serving (out to the dispatch radius past the drivers);
+    a Redis that is down only skips it."""
     started = time.perf_counter()
     try:
-        cells = index.warm_up()
+        cells = index.warm_up(margin_m=margin_m)
     except redis.RedisError as exc:
         log.warning("search warm-up skipped: %s", exc)
         return

@@ -46,7 +46,7 @@ from geo.cells import LatLng, cell_floors_m, reach, ring_floor_m, ring_reach
 
 DIRECTORY_SHARDS = 64
 HINT_CAPACITY = 200_000
-WARM_CELLS = 120_000    # at most this many cells' geometry at start-up: half the reach cache
+WARM_CELLS = 200_000    # at most this many cells' geometry at start-up (reach caches 262,144)
 # Rings 0-2 of a level certify answers out to ~2.5 edges from the query (ring 3's floor).
 CERTAIN_EDGES = 2.5
 MAX_SEARCH_RADIUS_M = 50_000.0  # a city-scale search; wider ones belong to another tool
@@ -649,18 +649,19 @@ class RedisDriverIndex:
                 for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob)]
 
     # -- start-up ---------------------------------------------------------------------------
-    def warm_up(self, *, max_cells: int = WARM_CELLS) -> int:
+    def warm_up(self, *, margin_m: float = 5_000.0, max_cells: int = WARM_CELLS) -> int:
         """Compute the search geometry (`geo.cells.reach`: centre and reach of every cell at
-        every search level) under the coarse cells that hold drivers, and their neighbours,
-        before the first query: a process just started would otherwise pay for it inside its
-        first searches (README, Performance: the "fresh process" lines). One SCAN of the
-        index's sorted sets finds the coarse cells; stops before `max_cells` cells. Returns
-        how many coarse cells it warmed."""
+        every search level) before the first query, under the coarse cells that hold drivers
+        and those within `margin_m` of them (a search's rings reach that far past the drivers:
+        pass the widest radius searched). A process just started would otherwise pay for it
+        inside its first searches (README, Performance: the "fresh process" lines).
+        One SCAN of the index's sorted sets finds the coarse cells; the nearest are warmed
+        first, and it stops before `max_cells` cells. Returns how many coarse cells it warmed."""
         coarsest, finest = self.levels[-1], self.levels[0]
         per_cell = sum(7 ** (finest - level) for level in range(coarsest, finest + 1))
         keep = ~_RES_MASK & ~self._score_mask
         low = (coarsest << 52) | (self._bucket_div - 1)
-        buckets: set[int] = set()
+        frontier: set[int] = set()
         for raw in self.client.scan_iter(match=f"{_glob_escape(self.prefix)}:{{*}}:z:*",
                                          count=1000):
             parts = _as_bytes(raw).decode().rsplit(":", 4)
@@ -668,16 +669,16 @@ class RedisDriverIndex:
                 region, bucket = int(parts[1].strip("{}"), 16), int(parts[4])
             except (IndexError, ValueError):
                 continue        # not one of the index's sets
-            buckets.add((region & keep) | (bucket << self._bucket_shift) | low)
+            frontier.add((region & keep) | (bucket << self._bucket_shift) | low)
+        spacing_m = math.sqrt(3) * h3i.average_hexagon_edge_length(coarsest, "m")
         warmed: set[int] = set()
-        for cell in buckets:
-            for near in h3i.grid_disk(cell, 1):
-                if near in warmed:
-                    continue
+        for _ in range(math.ceil(margin_m / spacing_m) + 2):     # the cells, then ring by ring
+            for cell in frontier:
                 if (len(warmed) + 1) * per_cell > max_cells:
                     return len(warmed)
-                warmed.add(near)
-                reach(near, finest)
+                warmed.add(cell)
+                reach(cell, finest)
+            frontier = {near for cell in frontier for near in h3i.grid_disk(cell, 1)} - warmed
         return len(warmed)
 
     # -- freshness --------------------------------------------------------------------------

@@ -326,6 +326,16 @@ def test_warm_up_computes_the_geometry_under_every_cell_holding_drivers(
     assert not geometry_cached(index, theirs)
 
 
+def test_warm_up_reaches_as_far_past_the_drivers_as_searches_do(
+        index: RedisDriverIndex) -> None:
+    """A search's rings reach past the last driver by its radius: so does the warm-up."""
+    [point] = place_scattered(index, 1, seed=5)
+    reach.cache_clear()
+    index.warm_up(margin_m=3000)
+    assert geometry_cached(index, [offset(point, 0, 2900), offset(point, -2900, 0)])
+    assert not geometry_cached(index, [offset(point, 0, 9000)])
+
+
 def test_warm_up_stops_at_its_cell_budget(index: RedisDriverIndex) -> None:
     place_scattered(index, 40, seed=3)
     reach.cache_clear()

@@ -3,7 +3,8 @@
 Run: `python -m benchmarks.nearby` (BENCH_SIZES; QUERIES per size). The same drivers go into
 the index, into one GEO set per product (so GEOSEARCH filters the product for free), and into
 a PostGIS table with a GiST-indexed geography column queried with a prepared KNN statement.
-One client, queries one after another; latency is measured around each call. The index is
+One client, queries one after another; latency is measured around each call; the index,
+GEOSEARCH and PostGIS take turns over slices of the queries (TURNS). The index is
 measured three times: as a fresh process (empty caches of cell geometry and level hints), as
 one just started the way `ridehail api` and `ridehail worker` start (`warm_up`: the geometry
 under the cells holding drivers is computed before serving), and as a running one, warmed by
@@ -37,6 +38,7 @@ K, RADIUS_M = 10, 3000.0
 QUERIES = int(os.environ.get("BENCH_QUERIES", "3000"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 LOAD_S = float(os.environ.get("BENCH_LOAD_S", "4"))
+TURNS = 6   # the single-client figures take turns (index, GEOSEARCH, PostGIS) in this many slices
 Run = Callable[[LatLng], object]   # one query against one of the three
 T0 = 1_800_000_000_000
 MIX = [Product.ECONOMY] * 7 + [Product.COMFORT] * 2 + [Product.XL]
@@ -100,6 +102,24 @@ def measure(queries: list[LatLng], run: Callable[[LatLng], object],
         run(q)
         latencies.append((time.perf_counter() - t) * 1e6)
     return len(queries) / (time.perf_counter() - start), latencies
+
+
+def measure_turns(queries: list[LatLng], runs: list[Run], turns: int = TURNS,
+                  ) -> list[tuple[float, list[float]]]:
+    """`measure` for each run over the same queries, taking turns in `turns` slices of them,
+    so that a slow spell of this shared machine falls on all of them alike."""
+    for run in runs:
+        for q in queries[:100]:
+            run(q)
+    elapsed: list[float] = [0.0] * len(runs)
+    latencies: list[list[float]] = [[] for _ in runs]
+    size = -(-len(queries) // turns)
+    for first in range(0, len(queries), size):
+        for i, run in enumerate(runs):
+            qps, lat = measure(queries[first:first + size], run, warm_up=0)
+            elapsed[i] += len(lat) / qps
+            latencies[i] += lat
+    return [(len(lat) / spent, lat) for spent, lat in zip(elapsed, latencies, strict=True)]
 
 
 def under_load(make_run: Callable[[], Run], queries: list[LatLng],
@@ -180,9 +200,8 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
         ours(q)
     found = [ours(q) for q in queries[:200]]
     _check_same(found, queries[:200], cur)
-    ours_qps, ours_lat = measure(queries, ours)
-    geo_qps, geo_lat = measure(queries, geosearch)
-    pg_qps, pg_lat = measure(queries, knn)
+    (ours_qps, ours_lat), (geo_qps, geo_lat), (pg_qps, pg_lat) = measure_turns(
+        queries, [ours, geosearch, knn])
     print(f" {n:,} drivers (mean {sum(len(f) for f in found) / len(found):.1f} results)")
     show(Figure("index queries/s", ours_qps, "q/s", "GEOSEARCH BYRADIUS ... COUNT 10 ASC",
                 geo_qps, target=">= 10x at 100k"))

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from core.products import Product
-from core.schemas import PRINTABLE, Reply, Strict
+from core.schemas import PRINTABLE, Integer, Reply, Strict
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100), PRINTABLE]
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9]{6,15}$")]
@@ -23,7 +23,7 @@ class VehicleIn(Strict):
     make: Annotated[str, StringConstraints(min_length=1, max_length=40), PRINTABLE]
     model: Annotated[str, StringConstraints(min_length=1, max_length=40), PRINTABLE]
     plate: Annotated[str, StringConstraints(min_length=1, max_length=16), PRINTABLE]
-    seats: int = Field(ge=1, le=12)
+    seats: Integer = Field(ge=1, le=12)
     product: Product
 
 

@@ -4,25 +4,86 @@ and the one shape of every error reply."""
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+)
+from pydantic import Strict as StrictType
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _no_bool_or_text(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+# Request numbers are JSON numbers, as the document says: pydantic's lax mode would also take
+# true/false and numeric strings. An integer may be written 3 or 3.0 (JSON Schema allows both).
+Number = Annotated[float, StrictType()]
+Integer = Annotated[int, BeforeValidator(_no_bool_or_text)]
+
+
+def _text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string")
+    return value
+
+
+# A time with its offset, written as text (lax mode would read a number as Unix seconds).
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_text)]
+
+
+# Unicode White_Space, as ECMA-262 character-class ranges and as a str for `str.strip`.
+_WS = ("\\t\\n\\u000B\\u000C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F"
+       "\\u205F\\u3000")
+WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + \
+    "\u2028\u2029\u202f\u205f\u3000"
+_CC = "\\u0000-\\u001F\\u007F-\\u009F"     # control characters (Unicode category Cc)
 
 
 def _printable(value: str) -> str:
-    """Text people type has no control characters (and PostgreSQL cannot store NUL). Lone
-    surrogates never get here: the JSON parser refuses them."""
+    """Text people type: surrounding white space is dropped; what is left is not blank and has
+    no control characters (and PostgreSQL cannot store NUL). Lone surrogates never get here:
+    the JSON parser refuses them."""
+    value = value.strip(WHITE_SPACE)
+    if not value:
+        raise ValueError("must not be blank")
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError("must not contain control characters")
     return value
 
 
+# The same rule for the OpenAPI document (ECMA-262); lengths count the text as sent.
+PRINTABLE_PATTERN = f"^[{_WS}]*[^{_WS}{_CC}][^{_CC}]*[{_WS}]*$"
+
+
+class _Printable:
+    """`_printable` as a validator, documented in the JSON schema by `PRINTABLE_PATTERN`."""
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(_printable, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {**handler(schema), "pattern": PRINTABLE_PATTERN}
+
+
 # Put on every free-text field of a request: `Annotated[str, ..., PRINTABLE]`.
-PRINTABLE = AfterValidator(_printable)
+PRINTABLE = _Printable()
 
 
 class Reply(BaseModel):

@@ -8,9 +8,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from core.schemas import Strict
+from core.schemas import Number, Strict, Timestamp
 from geo.cells import LatLng
 from geo.pings import Ping
 from trips.schemas import FareOut, Point
@@ -30,12 +30,12 @@ class StatusOut(BaseModel):
 
 
 class PingIn(Strict):
-    lat: float = Field(ge=-90, le=90)
-    lng: float = Field(ge=-180, le=180)
-    recorded_at: AwareDatetime
-    heading_deg: float | None = Field(None, ge=0, lt=360)
-    speed_mps: float | None = Field(None, ge=0, le=120)
-    accuracy_m: float | None = Field(None, ge=0, le=100_000)
+    lat: Number = Field(ge=-90, le=90)
+    lng: Number = Field(ge=-180, le=180)
+    recorded_at: Timestamp
+    heading_deg: Number | None = Field(None, ge=0, lt=360)
+    speed_mps: Number | None = Field(None, ge=0, le=120)
+    accuracy_m: Number | None = Field(None, ge=0, le=100_000)
 
     def to_ping(self) -> Ping:
         return Ping(LatLng(self.lat, self.lng), self.recorded_at, self.heading_deg,

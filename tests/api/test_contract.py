@@ -1,6 +1,8 @@
 """The API keeps its OpenAPI contract for any input: generated requests (valid and invalid,
 per the document) to every operation, as a driver, a rider, an admin and no one, never get a
-5xx, and get only documented statuses, content types and bodies (Schemathesis)."""
+5xx, and get only documented statuses, content types and bodies (Schemathesis). The document
+is exact about what is valid: a request it calls valid is not refused as invalid (422), and
+one it calls invalid is not accepted."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
+    positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -23,7 +27,7 @@ from core.ids import new_id
 from tests.api.helpers import bearer, new_driver, new_rider
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+          response_schema_conformance, positive_data_acceptance, negative_data_rejection]
 
 
 class CurrentApp:

@@ -46,11 +46,10 @@ def _text(value: Any) -> Any:
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_text)]
 
 
-# Unicode White_Space, as ECMA-262 character-class ranges and as a str for `str.strip`.
-_WS = ("\\t\\n\\u000B\\u000C\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F"
-       "\\u205F\\u3000")
+# Unicode White_Space (what `str.strip` drops here), and the same as ECMA-262 class members.
 WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + \
     "\u2028\u2029\u202f\u205f\u3000"
+_WS = "".join(f"\\u{ord(ch):04X}" for ch in WHITE_SPACE)
 _CC = "\\u0000-\\u001F\\u007F-\\u009F"     # control characters (Unicode category Cc)
 
 

@@ -669,7 +669,9 @@ class RedisDriverIndex:
                 region, bucket = int(parts[1].strip("{}"), 16), int(parts[4])
             except (IndexError, ValueError):
                 continue        # not one of the index's sets
-            frontier.add((region & keep) | (bucket << self._bucket_shift) | low)
+            cell = (region & keep) | (bucket << self._bucket_shift) | low
+            if h3i.is_valid_cell(cell):
+                frontier.add(cell)
         spacing_m = math.sqrt(3) * h3i.average_hexagon_edge_length(coarsest, "m")
         warmed: set[int] = set()
         for _ in range(math.ceil(margin_m / spacing_m) + 2):     # the cells, then ring by ring

@@ -316,6 +316,8 @@ def test_warm_up_computes_the_geometry_under_every_cell_holding_drivers(
     another index's drivers (whose prefix the first one's matches as a glob) are not its own."""
     index = RedisDriverIndex(redis_client, prefix="w?")
     other = RedisDriverIndex(redis_client, prefix="wx")
+    for stray in ("w?:{1}:z:1:5", "w?:{zz}:z:1:5", "w?:{8a2a1072b59ffff}:z:1:x"):
+        redis_client.zadd(stray, {"x": 0})     # not the index's: skipped, never a crash
     ours = place_scattered(index, 40, seed=1)
     theirs = place_scattered(other, 5, seed=2, centre=offset(CENTRE, 0, 60_000))
     reach.cache_clear()

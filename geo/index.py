@@ -659,8 +659,7 @@ class RedisDriverIndex:
         first, and it stops before `max_cells` cells. Returns how many coarse cells it warmed."""
         coarsest, finest = self.levels[-1], self.levels[0]
         per_cell = sum(7 ** (finest - level) for level in range(coarsest, finest + 1))
-        keep = ~_RES_MASK & ~self._score_mask
-        low = (coarsest << 52) | (self._bucket_div - 1)
+        keep, _ = self._region_mask
         frontier: set[int] = set()
         for raw in self.client.scan_iter(match=f"{_glob_escape(self.prefix)}:{{*}}:z:*",
                                          count=1000):
@@ -669,7 +668,7 @@ class RedisDriverIndex:
                 region, bucket = int(parts[1].strip("{}"), 16), int(parts[4])
             except (IndexError, ValueError):
                 continue        # not one of the index's sets
-            cell = (region & keep) | (bucket << self._bucket_shift) | low
+            cell = parent_int((region & keep) | (bucket << self._bucket_shift), coarsest)
             if h3i.is_valid_cell(cell):
                 frontier.add(cell)
         spacing_m = math.sqrt(3) * h3i.average_hexagon_edge_length(coarsest, "m")

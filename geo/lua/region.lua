@@ -13,8 +13,40 @@ local CHUNK = 500
 local GONE = 0
 local RECORD = '<dddBBhd'
 
+local key_cache = {}   -- product -> bucket -> key, for this call
+
 local function bucket_key(p, product, score, div)
-  return p .. ':z:' .. product .. ':' .. string.format('%.0f', math.floor(score / div))
+  local bucket = math.floor(score / div)
+  local keys = key_cache[product]
+  if not keys then
+    keys = {}
+    key_cache[product] = keys
+  end
+  local key = keys[bucket]
+  if not key then
+    key = p .. ':z:' .. product .. ':' .. string.format('%.0f', bucket)
+    keys[bucket] = key
+  end
+  return key
+end
+
+-- Member operations queued per key (`queue`), then run as one command per key (`flush`).
+local function queue(ops, key, a, b)
+  local args = ops[key]
+  if not args then
+    args = {}
+    ops[key] = args
+  end
+  args[#args + 1] = a
+  if b then args[#args + 1] = b end
+end
+
+local function flush(command, ops)
+  for key, args in pairs(ops) do
+    for first = 1, #args, CHUNK * 2 do
+      redis.call(command, key, unpack(args, first, math.min(#args, first + CHUNK * 2 - 1)))
+    end
+  end
 end
 
 local function hmget(key, ids)

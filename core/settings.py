@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     ping_rate_per_s: float = Field(5.0, gt=0, description="location posts per driver per second")
     ping_rate_burst: int = Field(20, gt=0)
     location_sample_s: float = Field(10.0, ge=0, description="min gap between published locations")
-    location_sample_backlog: int = Field(100_000, gt=0, description="samples kept per shard")
+    location_sample_backlog: int = Field(
+        100_000, gt=0, description="sample entries (one per ping batch) kept per shard stream")
 
     eta_detour_factor: float = Field(1.35, ge=1.0)
     eta_speed_kmh_peak: float = Field(18.0, gt=0)

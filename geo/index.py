@@ -523,17 +523,18 @@ class RedisDriverIndex:
     # -- location samples -------------------------------------------------------------------
     def read_samples(self, after: dict[int, str], *, count: int = 1000) -> list[LocationSample]:
         """Samples written by the claim script since `after` (shard -> last stream id read);
-        `after` is advanced in place. Each shard's stream lives on that shard's slot."""
+        `after` is advanced in place. Each shard's stream lives on that shard's slot; an entry
+        holds the samples of one claim call, so `count` entries may hold more samples."""
         pipe = self.client.pipeline(transaction=False)
         for shard in range(DIRECTORY_SHARDS):
             pipe.xrange(self._stream_keys[shard], min=f"({after.get(shard, '0')}", count=count)
         samples: list[LocationSample] = []
         for shard, entries in enumerate(pipe.execute()):
             for entry_id, fields in entries:
-                member, lat, lng, ts, status, pcode, heading = SAMPLE.unpack(fields[b"s"])
-                samples.append(LocationSample(uuid.UUID(bytes=member), LatLng(lat, lng),
-                                              int(ts), DriverStatus(status),
-                                              CODE_PRODUCTS[pcode], heading))
+                samples += (LocationSample(uuid.UUID(bytes=member), LatLng(lat, lng), int(ts),
+                                           DriverStatus(status), CODE_PRODUCTS[pcode], heading)
+                            for member, lat, lng, ts, status, pcode, heading
+                            in SAMPLE.iter_unpack(fields[b"s"]))
                 after[shard] = entry_id.decode()
         return samples
 

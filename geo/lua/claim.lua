@@ -1,5 +1,6 @@
 -- Directory step of a batch of pings, for the drivers of one directory shard (one hash slot).
--- KEYS[2] the shard's stream of location samples (same hash tag), capped by ARGV[8] entries.
+-- KEYS[2] the shard's stream of location samples (same hash tag), capped by ARGV[8] entries:
+--   one entry per call that sampled, its samples in field 's' ('<c16dddBBh' records).
 -- KEYS[1] shard hash: driver id (16 bytes) -> directory record
 --   '<dddBBhBddc15': lat, lng, ts, status, product, heading, flag, last_sample, since,
 --   region (15 NUL bytes when unknown).
@@ -45,7 +46,7 @@ for first = 1, n, CHUNK do
   local got = redis.call('HMGET', dir, unpack(ids, first, last))
   for j = 1, last - first + 1 do current[first + j - 1] = got[j] end
 end
-local out, latest, writes = {}, {}, {}
+local out, latest, writes, samples = {}, {}, {}, {}
 for i = 1, n do
   local id, lat, lng, ts, hdg, region = struct.unpack('<c16dddhc15', blob, (i - 1) * 57 + 1)
   local v = latest[id] or current[i]
@@ -71,8 +72,7 @@ for i = 1, n do
       end
       if outcome == 3 and ts - lastpub >= sample then
         publish, lastpub = 1, ts
-        redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 's',
-          struct.pack('<c16dddBBh', id, lat, lng, ts, status, product, hdg))
+        samples[#samples + 1] = struct.pack('<c16dddBBh', id, lat, lng, ts, status, product, hdg)
       end
       local record = struct.pack('<dddBBhBddc15', lat, lng, ts, status, product, hdg, flag,
         lastpub, since, region)
@@ -85,5 +85,8 @@ for i = 1, n do
 end
 for first = 1, #writes, CHUNK * 2 do
   redis.call('HSET', dir, unpack(writes, first, math.min(#writes, first + CHUNK * 2 - 1)))
+end
+if #samples > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 's', table.concat(samples))
 end
 return {table.concat(out), table.concat(denied_ids)}

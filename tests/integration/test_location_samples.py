@@ -60,3 +60,21 @@ def test_a_sample_is_republished_with_the_same_event_id(
     ids = [m["event_id"] for _, m in read_topic(kafka_settings, topic, expect=2)]
     assert len(ids) == 2 and len(set(ids)) == 1
     producer.close()
+
+
+def test_one_stream_entry_carries_a_batchs_samples_of_a_shard(
+        redis_client: redis.Redis) -> None:
+    """A batch's samples of one directory shard go into one stream entry (one XADD), and
+    reading splits them back into one sample per driver."""
+    index = RedisDriverIndex(redis_client)
+    drivers = [uuid.UUID(bytes=bytes([7]) + uuid.uuid4().bytes[1:]) for _ in range(50)]
+    index.go_online_many([(d, Product.XL) for d in drivers], now_ms=T0)
+    points = {d: offset(CENTRE, 30 * i, 10 * i) for i, d in enumerate(drivers)}
+    index.ingest([PositionUpdate(d, points[d], T0 + 1000, heading_deg=90) for d in drivers])
+    shard_stream = index._stream_keys[7]
+    assert redis_client.xlen(shard_stream) == 1
+    after: dict[int, str] = {}
+    samples = index.read_samples(after)
+    assert {s.driver_id: s.point for s in samples} == points
+    assert {(s.ts_ms, s.product, s.heading_deg) for s in samples} == {(T0 + 1000, Product.XL, 90)}
+    assert set(after) == {7}

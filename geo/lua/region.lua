@@ -30,25 +30,6 @@ local function bucket_key(p, product, score, div)
   return key
 end
 
--- Member operations queued per key (`queue`), then run as one command per key (`flush`).
-local function queue(ops, key, a, b)
-  local args = ops[key]
-  if not args then
-    args = {}
-    ops[key] = args
-  end
-  args[#args + 1] = a
-  if b then args[#args + 1] = b end
-end
-
-local function flush(command, ops)
-  for key, args in pairs(ops) do
-    for first = 1, #args, CHUNK * 2 do
-      redis.call(command, key, unpack(args, first, math.min(#args, first + CHUNK * 2 - 1)))
-    end
-  end
-end
-
 local function hmget(key, ids)
   local values = {}
   for first = 1, #ids, CHUNK do

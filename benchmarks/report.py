@@ -51,6 +51,10 @@ def sizes() -> list[int]:
     return [int(s) for s in raw.split(",") if s.strip()]
 
 
-def bench_redis(settings: Settings) -> redis.Redis:
+def bench_redis_url(settings: Settings) -> str:
     """The benchmark's Redis database (flushed between runs: never point it at real data)."""
-    return redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", settings.redis_url))
+    return os.environ.get("BENCH_REDIS_URL", settings.redis_url)
+
+
+def bench_redis(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(bench_redis_url(settings))

@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import math
 import struct
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Generator, Sequence
@@ -160,10 +161,34 @@ class Scripts:
                       for name, src in self._sources.items()}
         self._loaded = False
 
+        self._held = threading.local()    # per thread: a connection of its own (`read`)
+
     def load(self) -> None:
         for source in self._sources.values():
             self._client.script_load(source)
         self._loaded = True
+
+    def read(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """`call` for a read-only script, on a single Redis: each thread sends it over a
+        connection it holds, skipping the pool's checkout, health check and observability
+        wrappers (~25 us of a ~100 us round trip here). A call that fails on a dropped
+        connection reconnects and runs once more (read-only: running it twice is harmless)."""
+        if isinstance(self._client, RedisCluster):
+            return self.call(name, keys, args)
+        if not self._loaded:
+            self.load()
+        conn = getattr(self._held, "conn", None)
+        if conn is None:
+            pool = self._client.connection_pool
+            conn = self._held.conn = pool.connection_class(**pool.connection_kwargs)
+        packed = conn.pack_command("EVALSHA", self._shas[name], len(keys), *keys, *args)
+        try:
+            return _round_trip(conn, packed)
+        except NoScriptError:
+            self.load()
+        except (redis.ConnectionError, redis.TimeoutError):
+            conn.disconnect()
+        return _round_trip(conn, packed)
 
     def call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """One script call (routed by its first key on Redis Cluster)."""
@@ -251,6 +276,12 @@ class Scripts:
         for source in self._sources.values():
             await client.script_load(source)
         self._loaded = True
+
+
+def _round_trip(conn: Any, packed: list[bytes]) -> Any:
+    """Send a packed command on a held connection (opened if closed) and read its reply."""
+    conn.send_packed_command(packed, check_health=False)
+    return conn.read_response()
 
 
 @dataclass(frozen=True, slots=True)
@@ -642,7 +673,7 @@ class RedisDriverIndex:
             ("search", [self.region_at(f"{region | bits:x}")], [*head, b"".join(records)])
             for region, records in by_region.items()]
         if len(calls) == 1:
-            replies = [self._run(*calls[0])]
+            replies = [self._scripts.read(*calls[0])]
         else:
             replies = self._scripts.run_calls(self.client, calls)
         return [NearbyDriver(uuid.UUID(bytes=member), LatLng(lat, lng), dist, int(ts), heading)

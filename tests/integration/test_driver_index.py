@@ -363,3 +363,28 @@ def test_pings_inside_one_cell_rewrite_the_position_but_no_sorted_set(
     [found] = index.nearby(CENTRE, Product.ECONOMY, k=1, radius_m=100, now_ms=T0 + 5000)
     assert (found.driver_id, found.ts_ms) == (driver, T0 + 5000)
     assert found.point == track[-1]
+
+
+def test_search_recovers_from_a_dropped_connection_and_lost_scripts(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """Searches go over a connection each thread holds (not the pool's): a connection the
+    server dropped is reopened, scripts a restarted server lost are loaded again, and an
+    error reply is raised, not retried into a wrong answer."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)])
+
+    def found() -> list[uuid.UUID]:
+        return [d.driver_id for d in index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500,
+                                                  now_ms=T0)]
+
+    assert found() == [driver]
+    assert redis_client.client_kill_filter(_type="normal", skipme=True) >= 1
+    assert found() == [driver]
+    redis_client.script_flush()
+    assert found() == [driver]
+    [bucket] = redis_client.keys(f"{index.prefix}:*:z:*")
+    redis_client.delete(bucket)
+    redis_client.set(bucket, "not a sorted set")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        found()

@@ -28,7 +28,16 @@ import redis
 
 from benchmarks.baselines import geoadd_all
 from benchmarks.city import City, make_city, query_points
-from benchmarks.report import Figure, bench_redis, header, median, percentile, show, sizes
+from benchmarks.report import (
+    Figure,
+    bench_redis,
+    bench_redis_url,
+    header,
+    median,
+    percentile,
+    show,
+    sizes,
+)
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, reach, ring, ring_reach, ring_span
@@ -229,7 +238,7 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
 def show_load(settings: Settings, city_queries: list[LatLng]) -> None:
     """The same three under load: each client process opens its own connections (the index's
     warmed like the single client's), then all query at once."""
-    url = os.environ.get("BENCH_REDIS_URL", settings.redis_url)
+    url = bench_redis_url(settings)
 
     def ours() -> Run:
         run = index_run(RedisDriverIndex(redis.Redis.from_url(url)))

@@ -160,7 +160,6 @@ class Scripts:
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest()
                       for name, src in self._sources.items()}
         self._loaded = False
-
         self._held = threading.local()    # per thread: a connection of its own (`read`)
 
     def load(self) -> None:
@@ -725,8 +724,7 @@ class RedisDriverIndex:
             at = self.region_at(_as_bytes(raw).decode())
             removed += self._scan("sweep", [at], [self._bucket_div],
                                   [cutoff, tomb_cutoff], batch)
-        for shard in range(DIRECTORY_SHARDS):
-            key = f"{self.prefix}:dir:{{s{shard:02d}}}"
+        for key in self._shard_keys:
             self._scan("sweep_directory", [key], [], [now_ms - self.idle_offline_ms], batch)
         return removed
 

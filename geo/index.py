@@ -60,7 +60,6 @@ EVICT_IN = struct.Struct("<16sd")
 SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
 FLOOR = struct.Struct("<d")
-SPAN = struct.Struct("<ddd")
 FOUND = struct.Struct("<16sddddh")
 CODE_PRODUCTS = {code: product for product, code in PRODUCT_CODES.items()}
 
@@ -329,13 +328,14 @@ def _nearest_first(d: NearbyDriver) -> tuple[float, uuid.UUID]:
 
 @lru_cache(maxsize=262_144)
 def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> bytes:
-    """The scores of `cell`'s descendants at `finest` (their digits below `cell`'s resolution
-    run from all 0 to all 6; `cell` itself has 7s there) and the bucket that holds them,
-    packed for the search script."""
+    """The bucket that holds `cell`'s descendants at `finest` and their lowest and highest
+    scores (their digits below `cell`'s resolution run from all 0 to all 6; `cell` itself has
+    7s there), as the search script reads them: length-prefixed decimal texts."""
     high = cell & score_mask
     free = 3 * (finest - h3i.get_resolution(cell))
     low = high & ~(((1 << free) - 1) << (3 * (15 - finest)))
-    return SPAN.pack(low, high, low >> bucket_shift)
+    return b"".join(len(text).to_bytes(1, "little") + text
+                    for text in (b"%d" % (low >> bucket_shift), b"%d" % low, b"%d" % high))
 
 
 class RedisDriverIndex:

@@ -1,11 +1,14 @@
 -- K nearest fresh drivers with a wanted status inside one region, best cell first.
 -- KEYS[1] the region's `at` key (its other keys share the hash tag).
 -- ARGV: product, now_ms, ttl_ms, lat, lng, limit_m, k, status, cells
---   cells: records '<dddd' of a lower bound on the distance from the query to any point of
---   a cell, the cell's score range (its drivers' finest cells), and the cell's bucket (its
---   coarsest-level ancestor, whose sorted set holds it); sorted by the bound.
+--   cells: one record per cell, sorted by its first field: '<d' a lower bound on the distance
+--   from the query to any point of the cell, then three length-prefixed decimal texts
+--   ('Bc0'): the cell's bucket (its coarsest-level ancestor, whose sorted set holds it) and
+--   the lowest and highest score of its drivers (their finest cells).
 -- Reads cells in order and stops once it holds k drivers all nearer than the next cell's
--- bound: no driver of that cell or any later one can enter the k nearest.
+-- bound: no driver of that cell or any later one can enter the k nearest. A cell's members
+-- wait for their records (one HMGET for several cells) while fewer than k are held or
+-- waiting: until then the stop test cannot pass, so reading them later changes nothing.
 -- Returns the results as records '<c16ddddh' of id, distance (m), lat, lng, ts_ms and
 -- heading, nearest first.
 -- A flat-earth distance at the pair's mean latitude (off by far less than 1% at city scale)
@@ -17,6 +20,7 @@ local drivers = string.sub(at, 1, -4) .. ':z:' .. ARGV[1] .. ':'
 local CHUNK = 1000
 local fresh_after = tonumber(ARGV[2]) - tonumber(ARGV[3])
 local rad = math.pi / 180
+local half_rad = rad / 2
 local M_PER_DEG = 6371008.8 * rad
 local lat0d, lng0d = tonumber(ARGV[4]), tonumber(ARGV[5])
 local lat0 = lat0d * rad
@@ -32,14 +36,8 @@ local function limit2()
 end
 local screen = limit2()
 
--- Keep the driver if it is fresh, has the wanted status and is among the k nearest so far.
-local function consider(id, record)
-  local lat, lng, ts, _, st, hdg = unpack_entry('<dddBBh', record)
-  if st ~= want or ts < fresh_after then return end
-  local dl = lng - lng0d
-  if dl > 180 then dl = dl - 360 elseif dl < -180 then dl = dl + 360 end
-  local dy, dx = lat - lat0d, dl * cos((lat + lat0d) * rad / 2)
-  if dx * dx + dy * dy > screen then return end
+-- A driver past the screen: keep it if it is among the k nearest so far.
+local function keep(id, lat, lng, ts, hdg)
   local la = lat * rad
   local s1, s2 = sin((la - lat0) / 2), sin((lng - lng0d) * rad / 2)
   local d = 2 * 6371008.8 * asin(min(1, sqrt(s1 * s1 + coslat0 * cos(la) * s2 * s2)))
@@ -54,20 +52,46 @@ local function consider(id, record)
   screen = limit2()
 end
 
-local fmt = string.format
-for offset = 1, #cells, 32 do
-  local floor, lo, hi, bucket = unpack_entry('<dddd', cells, offset)
-  if floor > radius or (#best >= k and best[#best][1] <= floor) then break end
-  local members = call('ZRANGE', drivers .. fmt('%.0f', bucket), fmt('%.0f', lo),
-    fmt('%.0f', hi), 'BYSCORE')
-  for first = 1, #members, CHUNK do
-    local last = min(#members, first + CHUNK - 1)
-    local records = call('HMGET', at, unpack(members, first, last))
+local waiting, nwaiting = {}, 0
+local function read_waiting()
+  for first = 1, nwaiting, CHUNK do
+    local last = min(nwaiting, first + CHUNK - 1)
+    local records = call('HMGET', at, unpack(waiting, first, last))
     for j = 1, last - first + 1 do
-      if records[j] then consider(members[first + j - 1], records[j]) end
+      -- Inside the screen, fresh and with the wanted status: then the exact distance.
+      local record = records[j]
+      if record then
+        local lat, lng = unpack_entry('<dd', record)
+        local dl = lng - lng0d
+        if dl > 180 then dl = dl - 360 elseif dl < -180 then dl = dl + 360 end
+        local dy, dx = lat - lat0d, dl * cos((lat + lat0d) * half_rad)
+        if dx * dx + dy * dy <= screen then
+          local ts, _, st, hdg = unpack_entry('<dBBh', record, 17)
+          if st == want and ts >= fresh_after then
+            keep(waiting[first + j - 1], lat, lng, ts, hdg)
+          end
+        end
+      end
     end
   end
+  waiting, nwaiting = {}, 0
 end
+
+local offset, size = 1, #cells
+while offset <= size do
+  local floor, bucket, lo, hi, after = unpack_entry('<dBc0Bc0Bc0', cells, offset)
+  offset = after
+  if floor > radius or (#best >= k and best[#best][1] <= floor) then break end
+  local members = call('ZRANGE', drivers .. bucket, lo, hi, 'BYSCORE')
+  if nwaiting == 0 then
+    waiting = members
+  else
+    for i = 1, #members do waiting[nwaiting + i] = members[i] end
+  end
+  nwaiting = nwaiting + #members
+  if #best + nwaiting >= k then read_waiting() end
+end
+read_waiting()
 local out = {}
 for i, row in ipairs(best) do
   out[i] = pack('<c16ddddh', row[2], row[1], row[3], row[4], row[5], row[6])

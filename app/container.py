@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory
 from core.settings import Settings
-from geo.eta import StraightLineEta
+from geo.eta import EtaEstimator, StraightLineEta
 from geo.index import AnyAsyncRedis, AnyRedis, RedisDriverIndex
 from geo.pings import PingRules
 
@@ -31,7 +31,7 @@ class Resources:
     redis: AnyRedis
     aredis: AnyAsyncRedis
     index: RedisDriverIndex
-    eta: StraightLineEta
+    eta: EtaEstimator
     clock: Clock
     ping_rules: PingRules
 
@@ -69,7 +69,7 @@ def build(settings: Settings, *, clock: Clock | None = None) -> Resources:
         aredis=aclient,
         index=index,
         eta=StraightLineEta(settings.eta_detour_factor, settings.eta_speed_kmh_peak,
-                            settings.eta_speed_kmh_offpeak),
+                            settings.eta_speed_kmh_offpeak, settings.city_tz),
         clock=clock or SystemClock(),
         ping_rules=PingRules(max_age_s=settings.ping_max_age_s,
                              max_future_s=settings.ping_max_future_s,

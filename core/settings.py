@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,7 @@ class Settings(BaseSettings):
     eta_detour_factor: float = Field(1.35, ge=1.0)
     eta_speed_kmh_peak: float = Field(18.0, gt=0)
     eta_speed_kmh_offpeak: float = Field(30.0, gt=0)
+    city_timezone: str = Field("UTC", description="IANA zone of the city: its local peak hours")
     dispatch_radius_m: float = Field(5000.0, gt=0, le=50_000)
     dispatch_candidates: int = Field(10, gt=0)
     offer_timeout_s: float = Field(15.0, gt=0)
@@ -85,6 +87,19 @@ class Settings(BaseSettings):
         if max(levels) - min(levels) > MAX_LEVEL_SPAN:
             raise ValueError(f"search resolutions may span at most {MAX_LEVEL_SPAN} resolutions")
         return ",".join(str(lvl) for lvl in sorted(set(levels), reverse=True))
+
+    @field_validator("city_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"CITY_TIMEZONE {value!r} is not an IANA time zone") from exc
+        return value
+
+    @cached_property
+    def city_tz(self) -> ZoneInfo:
+        return ZoneInfo(self.city_timezone)
 
     @cached_property
     def search_levels(self) -> tuple[int, ...]:

@@ -21,7 +21,7 @@ from dispatch.models import DispatchDecision, Offer
 from events import outbox
 from events.catalogue import EventType
 from geo.columns import from_point
-from geo.eta import StraightLineEta
+from geo.eta import EtaEstimator
 from geo.index import DriverStatus, RedisDriverIndex
 from trips import service as trips
 from trips.domain import DRIVER_ASSIGNED, TripStatus, check_transition
@@ -38,7 +38,7 @@ class DispatchRound:
 
 
 def dispatch_pending(*, sessions: sessionmaker[Session], index: RedisDriverIndex,
-                     eta: StraightLineEta, clock: Clock, settings: Settings,
+                     eta: EtaEstimator, clock: Clock, settings: Settings,
                      batch: int = 20) -> DispatchRound:
     """Offer each waiting trip to its best free driver. Several dispatchers may run at once:
     trips are claimed with SKIP LOCKED, and the database refuses a second open offer."""
@@ -64,7 +64,7 @@ def dispatch_pending(*, sessions: sessionmaker[Session], index: RedisDriverIndex
     return DispatchRound(len(offered), given_up)
 
 
-def _offer_trip(session: Session, trip: Trip, *, index: RedisDriverIndex, eta: StraightLineEta,
+def _offer_trip(session: Session, trip: Trip, *, index: RedisDriverIndex, eta: EtaEstimator,
                 now: datetime, settings: Settings) -> uuid.UUID | None:
     pickup = from_point(trip.pickup)
     now_ms = to_ms(now)

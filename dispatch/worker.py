@@ -10,14 +10,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.clock import Clock
 from core.settings import Settings
 from dispatch import service
-from geo.eta import StraightLineEta
+from geo.eta import EtaEstimator
 from geo.index import RedisDriverIndex
 
 log = logging.getLogger(__name__)
 
 
 def run_dispatcher(*, sessions: sessionmaker[Session], index: RedisDriverIndex,
-                   eta: StraightLineEta, clock: Clock, settings: Settings,
+                   eta: EtaEstimator, clock: Clock, settings: Settings,
                    stop: threading.Event) -> None:
     while not stop.is_set():
         try:

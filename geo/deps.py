@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from geo.eta import StraightLineEta
+from geo.eta import EtaEstimator
 from geo.index import RedisDriverIndex
 
 
@@ -14,9 +14,9 @@ async def get_index(request: Request) -> RedisDriverIndex:
     return request.app.state.index
 
 
-async def get_eta(request: Request) -> StraightLineEta:
+async def get_eta(request: Request) -> EtaEstimator:
     return request.app.state.eta
 
 
 IndexDep = Annotated[RedisDriverIndex, Depends(get_index)]
-EtaDep = Annotated[StraightLineEta, Depends(get_eta)]
+EtaDep = Annotated[EtaEstimator, Depends(get_eta)]

@@ -14,7 +14,7 @@ from core.errors import InvalidInput
 from core.schemas import error_responses
 from geo.columns import from_point
 from geo.deps import EtaDep, IndexDep
-from geo.eta import StraightLineEta
+from geo.eta import EtaEstimator
 from trips import service
 from trips.domain import TripStatus
 from trips.models import Trip
@@ -72,7 +72,7 @@ def cancel_trip(trip_id: uuid.UUID, who: CurrentPrincipal, session: SessionDep,
 
 
 def trip_out(trip: Trip, view: service.TripView | None = None, *, now_ms: int = 0,
-             eta: StraightLineEta | None = None, clock: ClockDep | None = None) -> TripOut:
+             eta: EtaEstimator | None = None, clock: ClockDep | None = None) -> TripOut:
     pickup = from_point(trip.pickup)
     driver_out = None
     if view is not None and view.driver is not None:

@@ -20,7 +20,7 @@ from core.settings import Settings
 from events import outbox
 from geo.cells import LatLng, cell_of
 from geo.columns import from_point, to_point
-from geo.eta import StraightLineEta
+from geo.eta import EtaEstimator
 from geo.index import DriverState, DriverStatus, RedisDriverIndex
 from pricing.fares import estimate_fare
 from trips.domain import EVENT_FOR, TripStatus, check_transition
@@ -37,7 +37,7 @@ class TripView:
 
 def request_trip(*, session: Session, rider_id: uuid.UUID, pickup: LatLng, dropoff: LatLng,
                  product: Product, idempotency_key: str | None, clock: Clock,
-                 settings: Settings, eta: StraightLineEta) -> Trip:
+                 settings: Settings, eta: EtaEstimator) -> Trip:
     now = clock.now()
     distance_m = eta.distance_m(pickup, dropoff)
     fare = estimate_fare(product=product, distance_m=distance_m,

@@ -41,7 +41,7 @@ from benchmarks.report import (
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, reach, ring, ring_reach, ring_span
-from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex, score_span
+from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex, search_disk
 
 K, RADIUS_M = 10, 3000.0
 QUERIES = int(os.environ.get("BENCH_QUERIES", "3000"))
@@ -177,7 +177,7 @@ def knn_run(cur: psycopg2.extensions.cursor) -> Run:
 
 def forget_geometry() -> None:
     """Empty the per-process caches of cell geometry (as in a process just started)."""
-    for cached in (reach, ring, ring_reach, ring_span, score_span):
+    for cached in (reach, ring, ring_reach, ring_span, search_disk):
         cached.cache_clear()
 
 

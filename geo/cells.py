@@ -110,20 +110,19 @@ def ring_reach(cell: int, k: int, finest: int) -> tuple[Reach, ...]:
     return tuple((*reach(other, finest), other) for other in ring(cell, k))
 
 
-def cell_floors_m(point: LatLng, cells: Iterable[Reach]) -> list[tuple[float, int]]:
-    """(floor, cell) for each cell: a lower bound on the distance from `point` to any point
-    whose finest-level cell descends from it, by the triangle inequality through the cell's
-    centre."""
+def cell_floors_m(point: LatLng, cells: Iterable[Reach]) -> list[float]:
+    """For each cell, a lower bound on the distance from `point` to any point whose
+    finest-level cell descends from it, by the triangle inequality through the cell's centre."""
     lat0, lng0, cos, sqrt, rad = point.lat, point.lng, math.cos, math.sqrt, math.pi / 360
     scale = M_PER_DEG * FLAT_SLACK
     out = []
-    for lat, lng, far, cell in cells:
+    for lat, lng, far, _ in cells:
         dl = lng - lng0
         if not -180.0 <= dl <= 180.0:                      # across the antimeridian
             dl -= math.copysign(360.0, dl)
         dy, dx = lat - lat0, dl * cos((lat + lat0) * rad)
         floor = sqrt(dx * dx + dy * dy) * scale - far
-        out.append((floor if floor > 0.0 else 0.0, cell))
+        out.append(floor if floor > 0.0 else 0.0)
     return out
 
 

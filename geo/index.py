@@ -43,7 +43,7 @@ from redis.exceptions import AskError, MovedError, NoScriptError
 
 from core.products import PRODUCT_CODES, Product
 from core.settings import MAX_LEVEL_SPAN
-from geo.cells import LatLng, cell_floors_m, reach, ring_floor_m, ring_reach
+from geo.cells import LatLng, Reach, cell_floors_m, reach, ring_floor_m, ring_reach
 
 DIRECTORY_SHARDS = 64
 HINT_CAPACITY = 200_000
@@ -326,7 +326,6 @@ def _nearest_first(d: NearbyDriver) -> tuple[float, uuid.UUID]:
     return d.distance_m, d.driver_id
 
 
-@lru_cache(maxsize=262_144)
 def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> bytes:
     """The bucket that holds `cell`'s descendants at `finest` and their lowest and highest
     scores (their digits below `cell`'s resolution run from all 0 to all 6; `cell` itself has
@@ -336,6 +335,27 @@ def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> by
     low = high & ~(((1 << free) - 1) << (3 * (15 - finest)))
     return b"".join(len(text).to_bytes(1, "little") + text
                     for text in (b"%d" % (low >> bucket_shift), b"%d" % low, b"%d" % high))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDisk:
+    """Rings `first`..`last` around a cell, as a search sends them: each cell's centre and
+    reach (for its floor), its record tail for the search script (`score_span`) and its
+    region; `region` is that region when all cells share it (the usual case), else None."""
+    rows: tuple[Reach, ...]
+    tails: tuple[bytes, ...]
+    regions: tuple[int, ...]
+    region: int | None
+
+
+@lru_cache(maxsize=65_536)
+def search_disk(origin: int, first: int, last: int, finest: int, score_mask: int,
+                bucket_shift: int, region_keep: int) -> SearchDisk:
+    rows = tuple(row for r in range(first, last + 1) for row in ring_reach(origin, r, finest))
+    regions = tuple(cell & region_keep for *_, cell in rows)
+    return SearchDisk(rows, tuple(score_span(cell, finest, score_mask, bucket_shift)
+                                  for *_, cell in rows),
+                      regions, regions[0] if regions and len(set(regions)) == 1 else None)
 
 
 class RedisDriverIndex:
@@ -637,12 +657,11 @@ class RedisDriverIndex:
         first, size = 0, 3
         while True:
             last = first + size - 1 if max_ring is None else min(max_ring, first + size - 1)
-            candidates = sorted(
-                (floor, cell) for r in range(first, last + 1)
-                for floor, cell in cell_floors_m(center, ring_reach(origin, r, finest))
-                if floor <= limit)
+            disk = self._disk(origin, first, last)
+            floors = cell_floors_m(center, disk.rows)
+            candidates = sorted((floor, i) for i, floor in enumerate(floors) if floor <= limit)
             if candidates:
-                more = self._search_cells(candidates, [*head, limit, k, int(status)])
+                more = self._search_cells(disk, candidates, [*head, limit, k, int(status)])
                 if found:        # a finer level's or an earlier chunk's: may hold the same
                     more = list({d.driver_id: d for d in (*found, *more)}.values())
                 found = sorted(more, key=_nearest_first)[:k]
@@ -650,24 +669,29 @@ class RedisDriverIndex:
                     limit = found[-1].distance_m
             if ring_floor_m(center, origin, last + 1, finest) > limit or min(
                     cell_floors_m(center, ring_reach(origin, last + 1, finest)),
-                    default=(math.inf, 0))[0] > limit:
+                    default=math.inf) > limit:
                 return found, True
             if max_ring is not None and last >= max_ring:
                 return found, False
             first, size = last + 1, size * 2
 
-    def _search_cells(self, candidates: list[tuple[float, int]],
+    def _disk(self, origin: int, first: int, last: int) -> SearchDisk:
+        return search_disk(origin, first, last, self.levels[0], self._score_mask,
+                           self._bucket_shift, self._region_mask[0])
+
+    def _search_cells(self, disk: SearchDisk, candidates: list[tuple[float, int]],
                       head: list[Any]) -> list[NearbyDriver]:
-        """One search script per region over its cells, in one round trip."""
-        keep, bits = self._region_mask
-        pack, span = FLOOR.pack, score_span
-        finest, mask, shift = self.levels[0], self._score_mask, self._bucket_shift
-        by_region: dict[int, list[bytes]] = {}
-        for floor, cell in candidates:
-            # A search cell for the script: its floor, the scores of the drivers filed under
-            # it, and the bucket whose set holds them.
-            by_region.setdefault(cell & keep, []).append(
-                pack(floor) + span(cell, finest, mask, shift))
+        """One search script per region over its cells (`candidates`: floor and position in
+        the disk, nearest floor first), in one round trip. A cell's record for the script: its
+        floor, then the bucket whose set holds its drivers and their score range."""
+        pack, tails, bits = FLOOR.pack, disk.tails, self._region_mask[1]
+        by_region: dict[int, list[bytes]]
+        if disk.region is not None:
+            by_region = {disk.region: [pack(floor) + tails[i] for floor, i in candidates]}
+        else:
+            by_region = {}
+            for floor, i in candidates:
+                by_region.setdefault(disk.regions[i], []).append(pack(floor) + tails[i])
         calls: list[Call] = [
             ("search", [self.region_at(f"{region | bits:x}")], [*head, b"".join(records)])
             for region, records in by_region.items()]

@@ -1,0 +1,144 @@
+"""Redis's own work per nearby query, in instructions counted by callgrind: the index's search
+script vs GEOSEARCH, over the same queries of the same city.
+
+Run: `python -m benchmarks.redis_work` (BENCH_SIZES; needs valgrind: `apt-get install
+valgrind`). Wall-clock figures on a shared 2-core machine move by +-15% from run to run; an
+instruction count does not (the same binary, data and queries give the same count), so this
+one shows what a change to the search script costs or saves, and how much of one Redis core a
+query takes, which bounds throughput once many clients share one Redis.
+
+A private redis-server runs under `valgrind --tool=callgrind` with counting off; the city is
+loaded into the benchmark Redis as in `benchmarks.nearby`, copied over with DUMP/RESTORE, and
+the index's client is warmed by 1,000 other queries before counting is switched on around
+the measured ones. Only redis-server is counted (user-space instructions: the kernel's
+networking is not), not the client.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from benchmarks.city import make_city, query_points
+from benchmarks.nearby import RADIUS_M, K, geosearch_run, index_run, load_redis, products
+from benchmarks.report import Figure, bench_redis, header, show, sizes
+from core.settings import Settings
+from geo.cells import LatLng
+from geo.index import RedisDriverIndex
+
+WARM_QUERIES = 1000
+# GEOSEARCH in the dense centre of a 1M city takes ~60 ms, ~50x that under callgrind.
+QUERIES = {10_000: 300, 100_000: 200, 1_000_000: 40}
+
+
+class CountedRedis:
+    """A redis-server under callgrind, counting only between `start` and `stop`."""
+
+    def __init__(self, workdir: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.workdir = workdir
+        self.proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+             f"--callgrind-out-file={workdir}/cg.%p", "redis-server", "--port", str(self.port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client = redis.Redis(port=self.port)
+        for _ in range(300):
+            try:
+                self.client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("redis-server under callgrind did not start")
+        self.pid = str(self.client.info("server")["process_id"])
+
+    def _control(self, *args: str) -> None:
+        subprocess.run(["callgrind_control", *args, self.pid], check=True,
+                       capture_output=True)
+
+    def count(self, run: Callable[[], object]) -> int:
+        """Instructions redis-server executed while `run` ran."""
+        self._control("-i", "on")
+        self._control("-z")
+        run()
+        before = set(self.workdir.glob("cg.*"))
+        self._control("-d", "measured")
+        self._control("-i", "off")
+        (dump,) = set(self.workdir.glob("cg.*")) - before
+        for line in reversed(dump.read_text().splitlines()):
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1])
+        raise RuntimeError(f"no totals in {dump}")
+
+    def copy_from(self, source: redis.Redis) -> None:
+        keys = list(source.scan_iter(count=1000))
+        for i in range(0, len(keys), 200):
+            chunk = keys[i:i + 200]
+            pipe = source.pipeline(transaction=False)
+            for key in chunk:
+                pipe.dump(key)
+            dumps = pipe.execute()
+            pipe = self.client.pipeline(transaction=False)
+            for key, dumped in zip(chunk, dumps, strict=True):
+                if dumped is not None:
+                    pipe.restore(key, 0, dumped, replace=True)
+            pipe.execute()
+
+    def close(self) -> None:
+        self.client.shutdown(nosave=True)
+        self.proc.wait(timeout=60)
+
+
+def per_query(counted: CountedRedis, run: Callable[[LatLng], object],
+              queries: list[LatLng]) -> float:
+    return counted.count(lambda: [run(q) for q in queries]) / len(queries)
+
+
+def main() -> None:
+    header(f"Redis work per nearby query (K={K}, {RADIUS_M / 1000:.0f} km, available economy): "
+           "instructions in redis-server, counted by callgrind")
+    if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
+        print("  skipped: valgrind is not installed (apt-get install valgrind)")
+        return
+    client = bench_redis(Settings())
+    ours_at: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        counted = CountedRedis(Path(workdir))
+        try:
+            for n in sizes():
+                city = make_city(n)
+                client.flushdb()
+                load_redis(client, city, products(n))
+                counted.client.flushdb()
+                counted.copy_from(client)
+                client.flushdb()
+                queries = query_points(QUERIES.get(n, 100))
+                index = RedisDriverIndex(counted.client)
+                ours = index_run(index)
+                for q in query_points(WARM_QUERIES, seed=8):
+                    ours(q)
+                print(f" {n:,} drivers ({len(queries)} queries)")
+                ours_at[n] = per_query(counted, ours, queries)
+                show(Figure("index search script", ours_at[n], "instr/q",
+                            "GEOSEARCH BYRADIUS ... COUNT 10 ASC",
+                            per_query(counted, geosearch_run(counted.client), queries),
+                            higher_is_better=False))
+        finally:
+            counted.close()
+    if 100_000 in ours_at and 1_000_000 in ours_at:
+        show(Figure("index script at 1M", ours_at[1_000_000], "instr/q", "at 100k",
+                    ours_at[100_000], higher_is_better=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,6 @@
-"""Redis's own work per nearby query, in instructions counted by callgrind: the index's search
-script vs GEOSEARCH, over the same queries of the same city.
+"""Redis's own work, in instructions counted by callgrind: per nearby query (the index's search
+script vs GEOSEARCH, over the same queries of the same city) and per ping (the index's claim
+and place scripts vs a pipelined GEOADD of the same pings).
 
 Run: `python -m benchmarks.redis_work` (BENCH_SIZES; needs valgrind: `apt-get install
 valgrind`). Wall-clock figures on a shared 2-core machine move by +-15% from run to run; an
@@ -10,8 +11,10 @@ query takes, which bounds throughput once many clients share one Redis.
 A private redis-server runs under `valgrind --tool=callgrind` with counting off; the city is
 loaded into the benchmark Redis as in `benchmarks.nearby`, copied over with DUMP/RESTORE, and
 the index's client is warmed by 1,000 other queries before counting is switched on around
-the measured ones. Only redis-server is counted (user-space instructions: the kernel's
-networking is not), not the client.
+the measured ones. Pings: PINGS drivers of the loaded city move 80 m twice, 5 s apart (with
+the default 10 s sampling the second round also writes location samples, as in
+`benchmarks.ingest`), in batches of 2,000 through `ingest`. Only redis-server is counted
+(user-space instructions: the kernel's networking is not), not the client.
 """
 
 from __future__ import annotations
@@ -26,16 +29,18 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.city import make_city, query_points
-from benchmarks.nearby import RADIUS_M, K, geosearch_run, index_run, load_redis, products
+from benchmarks.city import City, make_city, moved, query_points
+from benchmarks.ingest import BATCH, PING_EVERY_MS
+from benchmarks.nearby import RADIUS_M, T0, K, geosearch_run, index_run, load_redis, products
 from benchmarks.report import Figure, bench_redis, header, show, sizes
 from core.settings import Settings
 from geo.cells import LatLng
-from geo.index import RedisDriverIndex
+from geo.index import PositionUpdate, RedisDriverIndex
 
 WARM_QUERIES = 1000
 # GEOSEARCH in the dense centre of a 1M city takes ~60 ms, ~50x that under callgrind.
 QUERIES = {10_000: 300, 100_000: 200, 1_000_000: 40}
+PINGS = 20_000
 
 
 class CountedRedis:
@@ -104,9 +109,33 @@ def per_query(counted: CountedRedis, run: Callable[[LatLng], object],
     return counted.count(lambda: [run(q) for q in queries]) / len(queries)
 
 
+def per_ping(counted: CountedRedis, index: RedisDriverIndex, city: City) -> tuple[float, float]:
+    """Instructions per ping: the index's two rounds, then GEOADD of the same pings."""
+    ids, points = city.ids[:PINGS], city.points[:PINGS]
+    rounds = []
+    for r in (1, 2):
+        points = moved(points, seed=r)
+        updates = [PositionUpdate(d, p, T0 + r * PING_EVERY_MS)
+                   for d, p in zip(ids, points, strict=True)]
+        rounds.append([updates[i:i + BATCH] for i in range(0, len(updates), BATCH)])
+    pings = sum(len(batch) for round_ in rounds for batch in round_)
+    ours = counted.count(lambda: [index.ingest(batch) for round_ in rounds for batch in round_])
+
+    def geoadd() -> None:
+        for round_ in rounds:
+            for batch in round_:
+                pipe = counted.client.pipeline(transaction=False)
+                for u in batch:
+                    pipe.geoadd("bench:work:geo", (u.point.lng, u.point.lat, u.driver_id.bytes))
+                pipe.execute()
+
+    return ours / pings, counted.count(geoadd) / pings
+
+
 def main() -> None:
-    header(f"Redis work per nearby query (K={K}, {RADIUS_M / 1000:.0f} km, available economy): "
-           "instructions in redis-server, counted by callgrind")
+    header(f"Redis work per nearby query (K={K}, {RADIUS_M / 1000:.0f} km, available economy) "
+           f"and per ping (80 m moves, {PINGS:,} drivers x 2 rounds): instructions in "
+           "redis-server, counted by callgrind")
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         print("  skipped: valgrind is not installed (apt-get install valgrind)")
         return
@@ -133,6 +162,9 @@ def main() -> None:
                             "GEOSEARCH BYRADIUS ... COUNT 10 ASC",
                             per_query(counted, geosearch_run(counted.client), queries),
                             higher_is_better=False))
+                ping, geoadd = per_ping(counted, index, city)
+                show(Figure("index claim + place scripts", ping, "instr/ping",
+                            "pipelined GEOADD (1/command)", geoadd, higher_is_better=False))
         finally:
             counted.close()
     if 100_000 in ours_at and 1_000_000 in ours_at:

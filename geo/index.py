@@ -55,7 +55,7 @@ MAX_FINE_RINGS = 2       # beyond rings 0-2 a finer level hands over to the next
 DIRECTORY = struct.Struct("<dddBBhBdd15s")
 CLAIM_IN = struct.Struct("<16sdddh15s")
 CLAIM_OUT = struct.Struct("<BBBB15s")
-PLACE_IN = struct.Struct("<16sBdddhBd")
+PLACE_IN = struct.Struct("<16sdddBBhd")   # id, then the `at` record: see place.lua
 EVICT_IN = struct.Struct("<16sd")
 SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
@@ -547,8 +547,8 @@ class RedisDriverIndex:
                 updates, places_of, outcomes, strict=True):
             outcome = _OUTCOMES[code]
             if outcome is Outcome.APPLIED:
-                places[region].append(PLACE_IN.pack(member, pcode, u.ts_ms, u.point.lat,
-                                                    u.point.lng, u.heading_deg, status, score))
+                places[region].append(PLACE_IN.pack(member, u.point.lat, u.point.lng, u.ts_ms,
+                                                    pcode, status, u.heading_deg, score))
             elif outcome is Outcome.IMPOSSIBLE:
                 evictions[region].append(EVICT_IN.pack(member, u.ts_ms))
             if old != NO_REGION and old != region and outcome in (Outcome.APPLIED,

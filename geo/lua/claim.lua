@@ -17,6 +17,8 @@ local max_speed, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
 local NONE = string.rep('\0', 15)
 local CHUNK = 500
 local rad = math.pi / 180
+local HALF_PI = math.pi / 2
+local sin, cos, char = math.sin, math.cos, string.char
 local denied, denied_ids = {}, {}
 local charge = ARGV[7] or ''
 if #charge > 0 then
@@ -38,8 +40,11 @@ if #charge > 0 then
   end
 end
 local n = #blob / 57
-local ids = {}
-for i = 1, n do ids[i] = string.sub(blob, (i - 1) * 57 + 1, (i - 1) * 57 + 16) end
+local ids, lats, lngs, tss, hdgs, regions = {}, {}, {}, {}, {}, {}
+for i = 1, n do
+  ids[i], lats[i], lngs[i], tss[i], hdgs[i], regions[i] =
+    struct.unpack('<c16dddhc15', blob, (i - 1) * 57 + 1)
+end
 local current = {}
 for first = 1, n, CHUNK do
   local last = math.min(n, first + CHUNK - 1)
@@ -48,26 +53,30 @@ for first = 1, n, CHUNK do
 end
 local out, latest, writes, samples = {}, {}, {}, {}
 for i = 1, n do
-  local id, lat, lng, ts, hdg, region = struct.unpack('<c16dddhc15', blob, (i - 1) * 57 + 1)
+  local id, lat, lng, ts, hdg, region = ids[i], lats[i], lngs[i], tss[i], hdgs[i], regions[i]
   local v = latest[id] or current[i]
   if denied[id] then
-    out[i] = struct.pack('<BBBBc15', 4, 0, 0, 0, NONE)
+    out[i] = char(4, 0, 0, 0) .. NONE
   elseif not v then
-    out[i] = struct.pack('<BBBBc15', 0, 0, 0, 0, NONE)
+    out[i] = char(0, 0, 0, 0) .. NONE
   else
     local lat0, lng0, ts0, status, product, _, _, lastpub, since, region0 =
       struct.unpack('<dddBBhBddc15', v)
     if ts <= ts0 then
-      out[i] = struct.pack('<BBBBc15', 1, status, product, 0, region0)
+      out[i] = char(1, status, product, 0) .. region0
     else
       local outcome, flag, publish = 3, 0, 0
       if ts0 > 0 then
-        local dp, dl = (lat - lat0) * rad, (lng - lng0) * rad
-        local h = math.sin(dp / 2) ^ 2
-          + math.cos(lat0 * rad) * math.cos(lat * rad) * math.sin(dl / 2) ^ 2
-        if 2 * 6371008.8 * math.asin(math.min(1, math.sqrt(h))) / ((ts - ts0) / 1000)
-            > max_speed then
-          outcome, flag = 2, 1
+        -- Faster than max_speed: the great-circle distance d exceeds max_speed * dt. With h
+        -- the haversine of d (d = 2R asin(sqrt h)) and half = max_speed * dt / 2R, that is
+        -- h > sin(half)^2 while half < pi/2 (no distance on the sphere exceeds pi R).
+        local half = max_speed * (ts - ts0) / 1000 / (2 * 6371008.8)
+        if half < HALF_PI then
+          local s1, s2 = sin((lat - lat0) * rad / 2), sin((lng - lng0) * rad / 2)
+          local bound = sin(half)
+          if s1 * s1 + cos(lat0 * rad) * cos(lat * rad) * s2 * s2 > bound * bound then
+            outcome, flag = 2, 1
+          end
         end
       end
       if outcome == 3 and ts - lastpub >= sample then
@@ -79,7 +88,7 @@ for i = 1, n do
       latest[id] = record
       writes[#writes + 1] = id
       writes[#writes + 1] = record
-      out[i] = struct.pack('<BBBBc15', outcome, status, product, publish, region0)
+      out[i] = char(outcome, status, product, publish) .. region0
     end
   end
 end

@@ -1,14 +1,14 @@
 -- Region step of a batch of pings: atomic cell moves inside one region (one hash slot).
 -- KEYS[1] the region's `at` key, e.g. "rh:{83283afffffffff}:at".
 -- ARGV[1] bucket divisor: 8^(15 - coarsest search resolution).
--- ARGV[2] records of 52 bytes: '<c16BdddhBd' id, product, ts_ms, lat, lng, heading, status to
---   use when the region does not hold the driver yet, score of its finest cell.
+-- ARGV[2] records of 52 bytes: the driver's id (16 bytes), then its `at` record as it will be
+--   written ('<dddBBhd' lat, lng, ts_ms, product, status, heading, score of its finest cell),
+--   whose status is the one to use when the region does not hold the driver yet.
 -- A place applies only when newer than the driver's `at` record (entry or tombstone): it
 -- rewrites the record and re-scores the driver, one ZADD (a move between cells is a new
 -- score, so the driver is never in two cells; a ping in the same cell needs none); a move to
 -- another bucket or product first removes it from the old set.
 local div, blob = tonumber(ARGV[1]), ARGV[2]
-local floor = math.floor
 local size = 52
 local n = #blob / size
 local ids = {}
@@ -17,8 +17,9 @@ local current = hmget(at, ids)
 local latest, ats = {}, {}
 local applied = 0
 for i = 1, n do
-  local id, product, ts, lat, lng, hdg, status, score =
-    struct.unpack('<c16BdddhBd', blob, (i - 1) * size + 1)
+  local base = (i - 1) * size
+  local id, lat, lng, ts, product, given, hdg, score = struct.unpack('<c16dddBBhd', blob, base + 1)
+  local status = given
   local cur = latest[id] or current[i]
   local ok, filed = true, false
   if cur then
@@ -27,7 +28,8 @@ for i = 1, n do
       ok = false
     elseif cst ~= GONE then
       status = cst
-      if cprod ~= product or floor(cscore / div) ~= floor(score / div) then
+      -- Scores are integers below 2^53 and div a power of 8: x - x % div is exact.
+      if cprod ~= product or cscore - cscore % div ~= score - score % div then
         redis.call('ZREM', bucket_key(p, cprod, cscore, div), id)
       elseif cscore == score then
         filed = true        -- same cell: its set already holds the driver with this score
@@ -36,7 +38,12 @@ for i = 1, n do
   end
   if ok then
     if not filed then redis.call('ZADD', bucket_key(p, product, score, div), score, id) end
-    local record = struct.pack(RECORD, lat, lng, ts, product, status, hdg, score)
+    local record
+    if status == given then
+      record = string.sub(blob, base + 17, base + size)      -- the record as sent
+    else
+      record = struct.pack(RECORD, lat, lng, ts, product, status, hdg, score)
+    end
     latest[id] = record
     ats[#ats + 1] = id
     ats[#ats + 1] = record

@@ -16,7 +16,7 @@ local RECORD = '<dddBBhd'
 local key_cache = {}   -- product -> bucket -> key, for this call
 
 local function bucket_key(p, product, score, div)
-  local bucket = math.floor(score / div)
+  local bucket = (score - score % div) / div
   local keys = key_cache[product]
   if not keys then
     keys = {}

@@ -138,6 +138,32 @@ def test_out_of_order_and_impossible_pings_do_not_move_the_driver(
     assert state is not None and state.flagged
 
 
+@pytest.mark.parametrize(("start", "bearing_deg", "gap_s"), [
+    (CENTRE, 0.0, 5.0),                       # a ping every 5 s: the limit is ~347 m
+    (CENTRE, 90.0, 3600.0),                   # an hour's silence: ~250 km
+    (LatLng(-16.5, 179.999), 90.0, 60.0),     # across the antimeridian
+])
+def test_the_speed_limit_is_the_great_circle_speed(
+        index: RedisDriverIndex, start: LatLng, bearing_deg: float, gap_s: float) -> None:
+    """Just under the max speed is applied, just over it is impossible (great-circle metres
+    over the time between the pings)."""
+    limit_m = index.max_speed_mps * gap_s
+    for factor, expected in ((0.99, Outcome.APPLIED), (1.01, Outcome.IMPOSSIBLE)):
+        driver = uuid.uuid4()
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        assert index.ingest([PositionUpdate(driver, start, T0)])[0].outcome is Outcome.APPLIED
+        north = math.cos(math.radians(bearing_deg)) * limit_m * factor
+        east = math.sin(math.radians(bearing_deg)) * limit_m * factor
+        lat = start.lat + north / 111_195.0
+        lng = start.lng + east / (111_195.0 * math.cos(math.radians(start.lat)))
+        there = LatLng(lat, lng - 360.0 if lng > 180.0 else lng)
+        moved_m = haversine_m(start, there)
+        assert (moved_m < limit_m) is (expected is Outcome.APPLIED)
+        assert abs(moved_m / limit_m - factor) < 0.005
+        ping = PositionUpdate(driver, there, T0 + int(gap_s * 1000))
+        assert index.ingest([ping])[0].outcome is expected
+
+
 def test_pings_of_an_offline_driver_are_refused(index: RedisDriverIndex) -> None:
     result = index.ingest([PositionUpdate(uuid.uuid4(), CENTRE, T0)])[0]
     assert result.outcome is Outcome.OFFLINE
@@ -272,7 +298,7 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
 
     def place(prefix: str, cell: str, ts: int) -> None:
         score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
-        record = PLACE_IN.pack(driver.bytes, 0, ts, CENTRE.lat, CENTRE.lng, -1, 1, score)
+        record = PLACE_IN.pack(driver.bytes, CENTRE.lat, CENTRE.lng, ts, 0, 1, -1, score)
         index._run("place", keys=[f"{prefix}:at"], args=[index._bucket_div, record])
 
     def evict(prefix: str, ts: int) -> None:

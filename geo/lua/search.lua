@@ -36,7 +36,8 @@ local function limit2()
 end
 local screen = limit2()
 
--- A driver past the screen: keep it if it is among the k nearest so far.
+-- A fresh driver with the wanted status inside the screen: keep it if it is among the k
+-- nearest so far.
 local function keep(id, lat, lng, ts, hdg)
   local la = lat * rad
   local s1, s2 = sin((la - lat0) / 2), sin((lng - lng0d) * rad / 2)

@@ -540,15 +540,20 @@ class RedisDriverIndex:
             for j, i in enumerate(members):
                 outcomes[i] = CLAIM_OUT.unpack_from(blob, j * CLAIM_OUT.size)
             denied.update(uuid.UUID(bytes=refused[k:k + 16]) for k in range(0, len(refused), 16))
-        places: dict[bytes, list[bytes]] = defaultdict(list)
+        # Only a driver's last applied ping of the batch is placed: the earlier ones would be
+        # overwritten at once (a phone posting a backlog of pings costs one ZADD, not one per
+        # ping). The evictions of every ping stay: a region an earlier ping would have entered
+        # gets a tombstone, which is harmless.
+        last_place: dict[bytes, tuple[bytes, bytes]] = {}
         evictions: dict[bytes, list[bytes]] = defaultdict(list)
         results: list[IngestResult] = []
         for u, (member, score, region), (code, status, pcode, _, old) in zip(
                 updates, places_of, outcomes, strict=True):
             outcome = _OUTCOMES[code]
             if outcome is Outcome.APPLIED:
-                places[region].append(PLACE_IN.pack(member, u.point.lat, u.point.lng, u.ts_ms,
-                                                    pcode, status, u.heading_deg, score))
+                last_place[member] = (region, PLACE_IN.pack(
+                    member, u.point.lat, u.point.lng, u.ts_ms, pcode, status, u.heading_deg,
+                    score))
             elif outcome is Outcome.IMPOSSIBLE:
                 evictions[region].append(EVICT_IN.pack(member, u.ts_ms))
             if old != NO_REGION and old != region and outcome in (Outcome.APPLIED,
@@ -556,6 +561,9 @@ class RedisDriverIndex:
                 evictions[old].append(EVICT_IN.pack(member, u.ts_ms))
             results.append(IngestResult(u.driver_id, outcome, _STATUSES[status],
                                         CODE_PRODUCTS[pcode] if status else None))
+        places: dict[bytes, list[bytes]] = defaultdict(list)
+        for region, record in last_place.values():
+            places[region].append(record)
         div = self._bucket_div
         calls: list[Call] = [
             ("place", [self.region_at(region.decode())], [div, b"".join(blobs)])

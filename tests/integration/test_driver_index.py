@@ -164,6 +164,33 @@ def test_the_speed_limit_is_the_great_circle_speed(
         assert index.ingest([ping])[0].outcome is expected
 
 
+def test_a_backlog_of_pings_places_the_driver_once(
+        index: RedisDriverIndex, redis_client: redis.Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phone posting ten pings at once, each in another cell: every ping is checked and
+    applied, but only the last is placed (one record to the place script, not ten)."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    track = [offset(CENTRE, 150.0 * i, 0) for i in range(10)]
+    assert len({cell_of(p, index.levels[0]) for p in track}) == 10
+    sent: list[tuple[str, list]] = []
+    run_calls = index._scripts.run_calls
+
+    def spy(client: object, calls: list) -> list:
+        sent.extend((name, args) for name, _, args in calls)
+        return run_calls(client, calls)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index._scripts, "run_calls", spy)
+    results = index.ingest([PositionUpdate(driver, p, T0 + 5000 * (i + 1))   # 108 km/h
+                            for i, p in enumerate(track)])
+    assert [r.outcome for r in results] == [Outcome.APPLIED] * 10
+    placed = b"".join(args[1] for name, args in sent if name == "place")
+    assert len(placed) == PLACE_IN.size
+    assert_only_at(redis_client, index, driver, track[-1])
+    state = index.get(driver)
+    assert state is not None and state.ts_ms == T0 + 50_000
+
+
 def test_pings_of_an_offline_driver_are_refused(index: RedisDriverIndex) -> None:
     result = index.ingest([PositionUpdate(uuid.uuid4(), CENTRE, T0)])[0]
     assert result.outcome is Outcome.OFFLINE

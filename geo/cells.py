@@ -43,9 +43,9 @@ def haversine_raw_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
-@lru_cache(maxsize=131_072)
 def ring(cell: int, k: int) -> tuple[int, ...]:
-    """Ring `k` around `cell`, as integer cells (pentagon-safe)."""
+    """Ring `k` around `cell`, as integer cells (pentagon-safe). Not cached: its users are
+    (`ring_span`, `geo.index.search_disk`)."""
     try:
         return tuple(h3i.grid_ring(cell, k))
     except h3.H3BaseException:
@@ -57,10 +57,14 @@ def ring(cell: int, k: int) -> tuple[int, ...]:
 REACH_SLACK_M = 0.5
 
 
+Reach = tuple[float, float, float, int]  # centre lat, lng, reach (m), cell
+
+
 @lru_cache(maxsize=262_144)
-def reach(cell: int, finest: int) -> tuple[float, float, float]:
+def reach(cell: int, finest: int) -> Reach:
     """A cell's centre (lat, lng) and the farthest (m) from it that a point whose `finest`-level
-    cell descends from it can lie.
+    cell descends from it can lie, then the cell (one tuple, which every ring and search disk
+    holding the cell shares).
 
     H3's hierarchy is logical, not geometric: a cell's children spill a few percent past its
     hexagon, so a coarse cell's reach is the farthest its children's reaches go (the triangle
@@ -71,12 +75,13 @@ def reach(cell: int, finest: int) -> tuple[float, float, float]:
     lat, lng = h3i.cell_to_latlng(cell)
     resolution = h3i.get_resolution(cell)
     if resolution >= finest:
-        return lat, lng, _vertex_reach_m(lat, lng, h3i.cell_to_boundary(cell)) + REACH_SLACK_M
+        return (lat, lng, _vertex_reach_m(lat, lng, h3i.cell_to_boundary(cell)) + REACH_SLACK_M,
+                cell)
     far = 0.0
     for child in h3i.cell_to_children(cell, resolution + 1):
-        clat, clng, cfar = reach(child, finest)
+        clat, clng, cfar, _ = reach(child, finest)
         far = max(far, haversine_raw_m(lat, lng, clat, clng) + cfar)
-    return lat, lng, far
+    return lat, lng, far, cell
 
 
 def _vertex_reach_m(lat: float, lng: float, vertices: tuple[tuple[float, float], ...]) -> float:
@@ -101,13 +106,12 @@ def _vertex_reach_m(lat: float, lng: float, vertices: tuple[tuple[float, float],
 FLAT_SLACK = 0.99
 
 
-Reach = tuple[float, float, float, int]  # centre lat, lng, reach (m), cell
 
 
-@lru_cache(maxsize=65_536)
 def ring_reach(cell: int, k: int, finest: int) -> tuple[Reach, ...]:
-    """Ring k around `cell` with each cell's centre and reach (see `reach`)."""
-    return tuple((*reach(other, finest), other) for other in ring(cell, k))
+    """Ring k around `cell` with each cell's centre and reach (see `reach`); not cached here:
+    the search caches what it builds from it (`geo.index.search_disk`)."""
+    return tuple(reach(other, finest) for other in ring(cell, k))
 
 
 def cell_floors_m(point: LatLng, cells: Iterable[Reach]) -> list[float]:
@@ -130,7 +134,7 @@ def cell_floors_m(point: LatLng, cells: Iterable[Reach]) -> list[float]:
 def ring_span(cell: int, k: int, finest: int) -> tuple[float, float]:
     """Ring k around `cell`: how near its cells' centres come to `cell`'s centre, and the
     largest reach among them (great-circle metres)."""
-    lat, lng, _ = reach(cell, finest)
+    lat, lng, _, _ = reach(cell, finest)
     others = ring_reach(cell, k, finest)
     return (min((haversine_raw_m(lat, lng, olat, olng) for olat, olng, _, _ in others),
                 default=math.inf),
@@ -141,6 +145,6 @@ def ring_floor_m(point: LatLng, cell: int, k: int, finest: int) -> float:
     """A lower bound on the distance from `point` to anything in ring k around `cell`, in one
     step: the ring's centres are at least `near` from `cell`'s centre, so at least `near`
     minus the point's own distance from that centre from the point."""
-    lat, lng, _ = reach(cell, finest)
+    lat, lng, _, _ = reach(cell, finest)
     near, far = ring_span(cell, k, finest)
     return max(0.0, near - haversine_raw_m(point.lat, point.lng, lat, lng) - far)

@@ -326,6 +326,7 @@ def _nearest_first(d: NearbyDriver) -> tuple[float, uuid.UUID]:
     return d.distance_m, d.driver_id
 
 
+@lru_cache(maxsize=262_144)
 def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> bytes:
     """The bucket that holds `cell`'s descendants at `finest` and their lowest and highest
     scores (their digits below `cell`'s resolution run from all 0 to all 6; `cell` itself has
@@ -340,8 +341,9 @@ def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> by
 @dataclass(frozen=True, slots=True)
 class SearchDisk:
     """Rings `first`..`last` around a cell, as a search sends them: each cell's centre and
-    reach (for its floor), its record tail for the search script (`score_span`) and its
-    region; `region` is that region when all cells share it (the usual case), else None."""
+    reach (for its floor), its record tail for the search script (`score_span`, shared with
+    the other disks holding the cell) and its region. `region` is that region when all cells
+    share it (the usual case: `regions` is then empty), else None."""
     rows: tuple[Reach, ...]
     tails: tuple[bytes, ...]
     regions: tuple[int, ...]
@@ -353,9 +355,10 @@ def search_disk(origin: int, first: int, last: int, finest: int, score_mask: int
                 bucket_shift: int, region_keep: int) -> SearchDisk:
     rows = tuple(row for r in range(first, last + 1) for row in ring_reach(origin, r, finest))
     regions = tuple(cell & region_keep for *_, cell in rows)
-    return SearchDisk(rows, tuple(score_span(cell, finest, score_mask, bucket_shift)
-                                  for *_, cell in rows),
-                      regions, regions[0] if regions and len(set(regions)) == 1 else None)
+    tails = tuple(score_span(cell, finest, score_mask, bucket_shift) for *_, cell in rows)
+    if regions and len(set(regions)) == 1:
+        return SearchDisk(rows, tails, (), regions[0])
+    return SearchDisk(rows, tails, regions, None)
 
 
 class RedisDriverIndex:
@@ -676,7 +679,7 @@ class RedisDriverIndex:
                 if len(found) >= k:
                     limit = found[-1].distance_m
             if ring_floor_m(center, origin, last + 1, finest) > limit or min(
-                    cell_floors_m(center, ring_reach(origin, last + 1, finest)),
+                    cell_floors_m(center, self._disk(origin, last + 1, last + 1).rows),
                     default=math.inf) > limit:
                 return found, True
             if max_ring is not None and last >= max_ring:

@@ -25,7 +25,7 @@ def test_haversine_known_distance() -> None:
 
 def cell_floor_m(point: LatLng, cell: int, finest: int) -> float:
     """The floor the index computes for one cell."""
-    return cell_floors_m(point, ((*reach(cell, finest), cell),))[0]
+    return cell_floors_m(point, (reach(cell, finest),))[0]
 
 
 def _point_in(cell: str, rng: random.Random) -> LatLng:

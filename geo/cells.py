@@ -44,8 +44,8 @@ def haversine_raw_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float
 
 
 def ring(cell: int, k: int) -> tuple[int, ...]:
-    """Ring `k` around `cell`, as integer cells (pentagon-safe). Not cached: its users are
-    (`ring_span`, `geo.index.search_disk`)."""
+    """Ring `k` around `cell`, as integer cells (pentagon-safe). Not cached: its users
+    (`ring_span`, `geo.index.search_disk`) cache what they build from it."""
     try:
         return tuple(h3i.grid_ring(cell, k))
     except h3.H3BaseException:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -128,6 +128,33 @@ def cell_floors_m(point: LatLng, cells: Iterable[Reach]) -> list[float]:
         floor = sqrt(dx * dx + dy * dy) * scale - far
         out.append(floor if floor > 0.0 else 0.0)
     return out
+
+
+def lowest_cos(cells: Iterable[Reach]) -> float | None:
+    """For `flat_floors_m`: the cosine of the highest latitude that a point within the cells'
+    reaches can have; None when their points may come within a degree of the antimeridian or of
+    a pole, or spread over more than 90 degrees of longitude (the flat frame would not hold)."""
+    top, west, east = 0.0, 180.0, -180.0
+    for lat, lng, far, _ in cells:
+        far_lat = abs(lat) + far / M_PER_DEG
+        if far_lat >= 89.0:
+            return None
+        far_lng = far / (M_PER_DEG * math.cos(math.radians(far_lat)))
+        top, west, east = max(top, far_lat), min(west, lng - far_lng), max(east, lng + far_lng)
+    if west <= -179.0 or east >= 179.0 or east - west > 90.0:
+        return None
+    return math.cos(math.radians(top))
+
+
+def flat_floors_m(point: LatLng, cells: Sequence[Reach], cos_low: float) -> list[float]:
+    """`cell_floors_m`, faster, for cells (`point` within the reach of one of them) away from
+    the antimeridian, given their `lowest_cos`. Longitudes scaled by the lowest cosine make no
+    distance longer than at the pair's mean latitude, so each floor stays a lower bound; it
+    may be negative (the point may lie in that cell)."""
+    lat0, lng0, hypot = point.lat, point.lng, math.hypot
+    x_scale, y_scale = cos_low * M_PER_DEG * FLAT_SLACK, M_PER_DEG * FLAT_SLACK
+    return [hypot((lng - lng0) * x_scale, (lat - lat0) * y_scale) - far
+            for lat, lng, far, _ in cells]
 
 
 @lru_cache(maxsize=65_536)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import h3.api.basic_int as h3i
 import redis
@@ -43,7 +43,16 @@ from redis.exceptions import AskError, MovedError, NoScriptError
 
 from core.products import PRODUCT_CODES, Product
 from core.settings import MAX_LEVEL_SPAN
-from geo.cells import LatLng, Reach, cell_floors_m, reach, ring_floor_m, ring_reach
+from geo.cells import (
+    LatLng,
+    Reach,
+    cell_floors_m,
+    flat_floors_m,
+    lowest_cos,
+    reach,
+    ring_floor_m,
+    ring_reach,
+)
 
 DIRECTORY_SHARDS = 64
 HINT_CAPACITY = 200_000
@@ -60,7 +69,7 @@ EVICT_IN = struct.Struct("<16sd")
 SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
 FLOOR = struct.Struct("<d")
-FOUND = struct.Struct("<16sddddh")
+FOUND = struct.Struct("<d16sdddh")   # NearbyDriver's fields: see search.lua
 CODE_PRODUCTS = {code: product for product, code in PRODUCT_CODES.items()}
 
 
@@ -112,16 +121,32 @@ class DriverState:
     flagged: bool
 
 
-@dataclass(frozen=True, slots=True)
-class NearbyDriver:
-    driver_id: uuid.UUID
-    point: LatLng
+class NearbyDriver(NamedTuple):
+    """One search result, as the search script packs it (`FOUND`), so a reply becomes results
+    without a step per field. Tuples order nearest first (then by id, which is unique); the id
+    and point are built only when asked for (the public nearby view never shows ids)."""
+
     distance_m: float
-    ts_ms: int
+    id_bytes: bytes
+    lat: float
+    lng: float
+    ts: float
     heading_deg: int
 
+    @property
+    def driver_id(self) -> uuid.UUID:
+        return uuid.UUID(bytes=self.id_bytes)
+
+    @property
+    def point(self) -> LatLng:
+        return LatLng(self.lat, self.lng)
+
+    @property
+    def ts_ms(self) -> int:
+        return int(self.ts)
+
     def age_s(self, now_ms: int) -> float:
-        return max(0.0, (now_ms - self.ts_ms) / 1000)
+        return max(0.0, (now_ms - self.ts) / 1000)
 
 
 REGION_SCRIPTS = frozenset({"place", "evict", "status", "sweep"})
@@ -322,10 +347,6 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
-def _nearest_first(d: NearbyDriver) -> tuple[float, uuid.UUID]:
-    return d.distance_m, d.driver_id
-
-
 @lru_cache(maxsize=262_144)
 def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> bytes:
     """The bucket that holds `cell`'s descendants at `finest` and their lowest and highest
@@ -343,11 +364,19 @@ class SearchDisk:
     """Rings `first`..`last` around a cell, as a search sends them: each cell's centre and
     reach (for its floor), its record tail for the search script (`score_span`, shared with
     the other disks holding the cell) and its region. `region` is that region when all cells
-    share it (the usual case: `regions` is then empty), else None."""
+    share it (the usual case: `regions` is then empty), else None. `cos_low`: the cells' and
+    the centre cell's `lowest_cos` (None near the antimeridian or a pole)."""
     rows: tuple[Reach, ...]
     tails: tuple[bytes, ...]
     regions: tuple[int, ...]
     region: int | None
+    cos_low: float | None
+
+    def floors(self, point: LatLng) -> list[float]:
+        """Each cell's floor from `point`, a point of the centre cell."""
+        if self.cos_low is None:
+            return cell_floors_m(point, self.rows)
+        return flat_floors_m(point, self.rows, self.cos_low)
 
 
 @lru_cache(maxsize=65_536)
@@ -356,9 +385,10 @@ def search_disk(origin: int, first: int, last: int, finest: int, score_mask: int
     rows = tuple(row for r in range(first, last + 1) for row in ring_reach(origin, r, finest))
     regions = tuple(cell & region_keep for *_, cell in rows)
     tails = tuple(score_span(cell, finest, score_mask, bucket_shift) for *_, cell in rows)
+    cos_low = lowest_cos((*rows, reach(origin, finest)))
     if regions and len(set(regions)) == 1:
-        return SearchDisk(rows, tails, (), regions[0])
-    return SearchDisk(rows, tails, regions, None)
+        return SearchDisk(rows, tails, (), regions[0], cos_low)
+    return SearchDisk(rows, tails, regions, None, cos_low)
 
 
 class RedisDriverIndex:
@@ -669,17 +699,17 @@ class RedisDriverIndex:
         while True:
             last = first + size - 1 if max_ring is None else min(max_ring, first + size - 1)
             disk = self._disk(origin, first, last)
-            floors = cell_floors_m(center, disk.rows)
+            floors = disk.floors(center)
             candidates = sorted((floor, i) for i, floor in enumerate(floors) if floor <= limit)
             if candidates:
                 more = self._search_cells(disk, candidates, [*head, limit, k, int(status)])
                 if found:        # a finer level's or an earlier chunk's: may hold the same
-                    more = list({d.driver_id: d for d in (*found, *more)}.values())
-                found = sorted(more, key=_nearest_first)[:k]
+                    more = list({d.id_bytes: d for d in (*found, *more)}.values())
+                found = sorted(more)[:k]
                 if len(found) >= k:
                     limit = found[-1].distance_m
             if ring_floor_m(center, origin, last + 1, finest) > limit or min(
-                    cell_floors_m(center, self._disk(origin, last + 1, last + 1).rows),
+                    self._disk(origin, last + 1, last + 1).floors(center),
                     default=math.inf) > limit:
                 return found, True
             if max_ring is not None and last >= max_ring:
@@ -710,9 +740,8 @@ class RedisDriverIndex:
             replies = [self._scripts.read(*calls[0])]
         else:
             replies = self._scripts.run_calls(self.client, calls)
-        return [NearbyDriver(uuid.UUID(bytes=member), LatLng(lat, lng), dist, int(ts), heading)
-                for blob in replies
-                for member, dist, lat, lng, ts, heading in FOUND.iter_unpack(blob)]
+        new = tuple.__new__
+        return [new(NearbyDriver, row) for blob in replies for row in FOUND.iter_unpack(blob)]
 
     # -- start-up ---------------------------------------------------------------------------
     def warm_up(self, *, margin_m: float = 5_000.0, max_cells: int = WARM_CELLS) -> int:

@@ -34,8 +34,8 @@ def nearby_cars(
         radius_m = min(radius_m, eta.reach_m(max_eta_s, at=now))
     found = index.nearby(LatLng(lat, lng), product, k=limit, radius_m=radius_m, now_ms=now_ms)
     return NearbyOut(product=product.value, cars=[
-        NearbyCar(lat=round(d.point.lat, DISPLAY_DECIMALS),
-                  lng=round(d.point.lng, DISPLAY_DECIMALS),
+        NearbyCar(lat=round(d.lat, DISPLAY_DECIMALS),
+                  lng=round(d.lng, DISPLAY_DECIMALS),
                   heading_deg=d.heading_deg if d.heading_deg >= 0 else None,
                   location_age_s=round(d.age_s(now_ms), 1))
         for d in found

@@ -9,7 +9,7 @@
 -- bound: no driver of that cell or any later one can enter the k nearest. A cell's members
 -- wait for their records (one HMGET for several cells) while fewer than k are held or
 -- waiting: until then the stop test cannot pass, so reading them later changes nothing.
--- Returns the results as records '<c16ddddh' of id, distance (m), lat, lng, ts_ms and
+-- Returns the results as records '<dc16dddh' of distance (m), id, lat, lng, ts_ms and
 -- heading, nearest first.
 -- A flat-earth distance at the pair's mean latitude (off by far less than 1% at city scale)
 -- screens each entry; only entries that may enter the top k pay for the exact haversine.
@@ -95,6 +95,6 @@ end
 read_waiting()
 local out = {}
 for i, row in ipairs(best) do
-  out[i] = pack('<c16ddddh', row[2], row[1], row[3], row[4], row[5], row[6])
+  out[i] = pack('<dc16dddh', unpack(row))
 end
 return table.concat(out)

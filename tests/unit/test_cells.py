@@ -7,7 +7,16 @@ import h3
 import h3.api.basic_int as h3i
 import pytest
 
-from geo.cells import LatLng, cell_floors_m, haversine_m, reach, ring, ring_floor_m
+from geo.cells import (
+    LatLng,
+    cell_floors_m,
+    flat_floors_m,
+    haversine_m,
+    lowest_cos,
+    reach,
+    ring,
+    ring_floor_m,
+)
 from geo.index import parent_int
 
 
@@ -41,10 +50,16 @@ def test_cell_floor_is_a_lower_bound(resolution: int) -> None:
     """No point of a cell, its vertices included, lies nearer than the cell's floor, nor than
     the floor of the whole ring it belongs to."""
     rng = random.Random(resolution)
-    for _ in range(60):
-        query = LatLng(rng.uniform(-85, 85), rng.uniform(-179, 179))
+    flat_disks = 0
+    for i in range(60):
+        lng = rng.uniform(-179, 179) if i % 10 else rng.choice([-1, 1]) * rng.uniform(179, 180)
+        query = LatLng(rng.uniform(-85, 85), lng)
         origin = h3i.latlng_to_cell(query.lat, query.lng, resolution)
         ring_of = {c: k for k in range(6) for c in ring(origin, k)}
+        rows = tuple(reach(cell, resolution) for cell in ring_of)
+        cos_low = lowest_cos((*rows, reach(origin, resolution)))  # as `geo.index.SearchDisk`
+        flat = dict(zip(ring_of, flat_floors_m(query, rows, cos_low))) if cos_low else {}
+        flat_disks += bool(flat)
         for cell in ring_of:
             floor = cell_floor_m(query, cell, resolution)
             ring_floor = ring_floor_m(query, origin, ring_of[cell], resolution)
@@ -53,6 +68,20 @@ def test_cell_floor_is_a_lower_bound(resolution: int) -> None:
             for point in inside:
                 assert haversine_m(query, point) >= floor
                 assert haversine_m(query, point) >= ring_floor
+                assert haversine_m(query, point) >= flat.get(cell, 0.0)
+            if cell in flat and abs(query.lat) < 60:   # nearly as tight as the exact floor
+                assert max(flat[cell], 0.0) >= floor - 0.005 * haversine_m(
+                    query, LatLng(*h3i.cell_to_latlng(cell)))
+    assert 40 <= flat_disks < 60   # not near the antimeridian nor the poles: the flat frame
+
+
+def test_the_flat_frame_is_refused_near_the_antimeridian_and_the_poles() -> None:
+    for lat, lng in [(-16.5, 179.5), (10.0, -179.2), (89.2, 20.0), (-89.5, 0.0)]:
+        cell = h3i.latlng_to_cell(lat, lng, 8)
+        assert lowest_cos([reach(c, 10) for c in h3i.grid_disk(cell, 2)]) is None, (lat, lng)
+    cell = h3i.latlng_to_cell(40.7, -73.9, 8)
+    assert lowest_cos([reach(c, 10) for c in h3i.grid_disk(cell, 2)]) == pytest.approx(
+        math.cos(math.radians(40.7)), rel=0.01)
 
 
 def test_cell_floor_holds_for_the_logical_parents_the_index_uses() -> None:

@@ -40,8 +40,8 @@ from benchmarks.report import (
 )
 from core.products import Product
 from core.settings import Settings
-from geo.cells import LatLng, reach, ring_span
-from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex, score_span, search_disk
+from geo.cells import LatLng, reach
+from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex, search_cell, search_disk
 
 K, RADIUS_M = 10, 3000.0
 QUERIES = int(os.environ.get("BENCH_QUERIES", "3000"))
@@ -177,7 +177,7 @@ def knn_run(cur: psycopg2.extensions.cursor) -> Run:
 
 def forget_geometry() -> None:
     """Empty the per-process caches of cell geometry (as in a process just started)."""
-    for cached in (reach, ring_span, score_span, search_disk):
+    for cached in (reach, search_cell, search_disk):
         cached.cache_clear()
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import h3
 import h3.api.basic_int as h3i
@@ -44,8 +45,8 @@ def haversine_raw_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float
 
 
 def ring(cell: int, k: int) -> tuple[int, ...]:
-    """Ring `k` around `cell`, as integer cells (pentagon-safe). Not cached: its users
-    (`ring_span`, `geo.index.search_disk`) cache what they build from it."""
+    """Ring `k` around `cell`, as integer cells (pentagon-safe). Not cached: its user
+    (`geo.index.search_disk`) caches what it builds from it."""
     try:
         return tuple(h3i.grid_ring(cell, k))
     except h3.H3BaseException:
@@ -105,16 +106,12 @@ def _vertex_reach_m(lat: float, lng: float, vertices: tuple[tuple[float, float],
 # off to stay lower bounds.
 FLAT_SLACK = 0.99
 
+# What the floors read of a cell: its centre's lat, lng and its reach (m), then anything
+# (`Reach` has the cell; the search's cells carry what the search script needs).
+Centred = tuple[float, float, float, Any]
 
 
-
-def ring_reach(cell: int, k: int, finest: int) -> tuple[Reach, ...]:
-    """Ring k around `cell` with each cell's centre and reach (see `reach`); not cached here:
-    the search caches what it builds from it (`geo.index.search_disk`)."""
-    return tuple(reach(other, finest) for other in ring(cell, k))
-
-
-def cell_floors_m(point: LatLng, cells: Iterable[Reach]) -> list[float]:
+def cell_floors_m(point: LatLng, cells: Iterable[Centred]) -> list[float]:
     """For each cell, a lower bound on the distance from `point` to any point whose
     finest-level cell descends from it, by the triangle inequality through the cell's centre."""
     lat0, lng0, cos, sqrt, rad = point.lat, point.lng, math.cos, math.sqrt, math.pi / 360
@@ -130,23 +127,27 @@ def cell_floors_m(point: LatLng, cells: Iterable[Reach]) -> list[float]:
     return out
 
 
-def lowest_cos(cells: Iterable[Reach]) -> float | None:
+def lowest_cos(cells: Collection[Centred]) -> float | None:
     """For `flat_floors_m`: the cosine of the highest latitude that a point within the cells'
     reaches can have; None when their points may come within a degree of the antimeridian or of
-    a pole, or spread over more than 90 degrees of longitude (the flat frame would not hold)."""
-    top, west, east = 0.0, 180.0, -180.0
-    for lat, lng, far, _ in cells:
-        far_lat = abs(lat) + far / M_PER_DEG
-        if far_lat >= 89.0:
-            return None
-        far_lng = far / (M_PER_DEG * math.cos(math.radians(far_lat)))
-        top, west, east = max(top, far_lat), min(west, lng - far_lng), max(east, lng + far_lng)
+    a pole, or spread over more than 90 degrees of longitude (the flat frame would not hold).
+    Every cell is taken to reach as far as the farthest-reaching one (a disk's cells differ
+    little), which keeps this to a few passes in C."""
+    if not cells:
+        return None
+    lats, lngs, fars, _ = zip(*cells, strict=True)
+    far_deg = max(fars) / M_PER_DEG
+    top = max(max(lats), -min(lats)) + far_deg
+    if top >= 89.0:
+        return None
+    cos_top = math.cos(math.radians(top))
+    west, east = min(lngs) - far_deg / cos_top, max(lngs) + far_deg / cos_top
     if west <= -179.0 or east >= 179.0 or east - west > 90.0:
         return None
-    return math.cos(math.radians(top))
+    return cos_top
 
 
-def flat_floors_m(point: LatLng, cells: Sequence[Reach], cos_low: float) -> list[float]:
+def flat_floors_m(point: LatLng, cells: Iterable[Centred], cos_low: float) -> list[float]:
     """`cell_floors_m`, faster, for cells (`point` within the reach of one of them) away from
     the antimeridian, given their `lowest_cos`. Longitudes scaled by the lowest cosine make no
     distance longer than at the pair's mean latitude, so each floor stays a lower bound; it
@@ -155,23 +156,3 @@ def flat_floors_m(point: LatLng, cells: Sequence[Reach], cos_low: float) -> list
     x_scale, y_scale = cos_low * M_PER_DEG * FLAT_SLACK, M_PER_DEG * FLAT_SLACK
     return [hypot((lng - lng0) * x_scale, (lat - lat0) * y_scale) - far
             for lat, lng, far, _ in cells]
-
-
-@lru_cache(maxsize=65_536)
-def ring_span(cell: int, k: int, finest: int) -> tuple[float, float]:
-    """Ring k around `cell`: how near its cells' centres come to `cell`'s centre, and the
-    largest reach among them (great-circle metres)."""
-    lat, lng, _, _ = reach(cell, finest)
-    others = ring_reach(cell, k, finest)
-    return (min((haversine_raw_m(lat, lng, olat, olng) for olat, olng, _, _ in others),
-                default=math.inf),
-            max((far for _, _, far, _ in others), default=0.0))
-
-
-def ring_floor_m(point: LatLng, cell: int, k: int, finest: int) -> float:
-    """A lower bound on the distance from `point` to anything in ring k around `cell`, in one
-    step: the ring's centres are at least `near` from `cell`'s centre, so at least `near`
-    minus the point's own distance from that centre from the point."""
-    lat, lng, _, _ = reach(cell, finest)
-    near, far = ring_span(cell, k, finest)
-    return max(0.0, near - haversine_raw_m(point.lat, point.lng, lat, lng) - far)

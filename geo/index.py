@@ -45,13 +45,12 @@ from core.products import PRODUCT_CODES, Product
 from core.settings import MAX_LEVEL_SPAN
 from geo.cells import (
     LatLng,
-    Reach,
     cell_floors_m,
     flat_floors_m,
+    haversine_raw_m,
     lowest_cos,
     reach,
-    ring_floor_m,
-    ring_reach,
+    ring,
 )
 
 DIRECTORY_SHARDS = 64
@@ -347,7 +346,6 @@ def _glob_escape(text: str) -> str:
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
-@lru_cache(maxsize=262_144)
 def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> bytes:
     """The bucket that holds `cell`'s descendants at `finest` and their lowest and highest
     scores (their digits below `cell`'s resolution run from all 0 to all 6; `cell` itself has
@@ -359,36 +357,60 @@ def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> by
                     for text in (b"%d" % (low >> bucket_shift), b"%d" % low, b"%d" % high))
 
 
+# A cell as searches read it: centre lat, lng and reach (`geo.cells.reach`), then its record
+# tail for the search script (`score_span`) and its region.
+SearchCell = tuple[float, float, float, tuple[bytes, int]]
+
+
+@lru_cache(maxsize=262_144)
+def search_cell(cell: int, finest: int, score_mask: int, bucket_shift: int,
+                region_keep: int) -> SearchCell:
+    """One tuple per cell, which every search disk holding the cell shares."""
+    lat, lng, far, _ = reach(cell, finest)
+    return lat, lng, far, (score_span(cell, finest, score_mask, bucket_shift), cell & region_keep)
+
+
 @dataclass(frozen=True, slots=True)
 class SearchDisk:
-    """Rings `first`..`last` around a cell, as a search sends them: each cell's centre and
-    reach (for its floor), its record tail for the search script (`score_span`, shared with
-    the other disks holding the cell) and its region. `region` is that region when all cells
-    share it (the usual case: `regions` is then empty), else None. `cos_low`: the cells' and
-    the centre cell's `lowest_cos` (None near the antimeridian or a pole)."""
-    rows: tuple[Reach, ...]
-    tails: tuple[bytes, ...]
-    regions: tuple[int, ...]
+    """Rings `first`..`last` around a cell (the origin) as a search reads them: its `cells`;
+    `region`, the region of them all when they share one (the usual case), else None;
+    `cos_low`, the cells' and the origin's `lowest_cos` (None near the antimeridian or a pole);
+    the origin's centre and `near_m`, a lower bound on the distance from that centre to any
+    point of the cells."""
+    cells: tuple[SearchCell, ...]
     region: int | None
     cos_low: float | None
+    centre: tuple[float, float]
+    near_m: float
 
     def floors(self, point: LatLng) -> list[float]:
-        """Each cell's floor from `point`, a point of the centre cell."""
-        if self.cos_low is None:
-            return cell_floors_m(point, self.rows)
-        return flat_floors_m(point, self.rows, self.cos_low)
+        """Each cell's floor from `point`, a point of the origin cell."""
+        return _floors(point, self.cells, self.cos_low)
+
+    def floor(self, point: LatLng) -> float:
+        """A lower bound on the distance from `point` to any point of the cells, in one step
+        (the triangle inequality through the origin's centre)."""
+        return self.near_m - haversine_raw_m(point.lat, point.lng, *self.centre)
 
 
 @lru_cache(maxsize=65_536)
 def search_disk(origin: int, first: int, last: int, finest: int, score_mask: int,
                 bucket_shift: int, region_keep: int) -> SearchDisk:
-    rows = tuple(row for r in range(first, last + 1) for row in ring_reach(origin, r, finest))
-    regions = tuple(cell & region_keep for *_, cell in rows)
-    tails = tuple(score_span(cell, finest, score_mask, bucket_shift) for *_, cell in rows)
-    cos_low = lowest_cos((*rows, reach(origin, finest)))
-    if regions and len(set(regions)) == 1:
-        return SearchDisk(rows, tails, (), regions[0], cos_low)
-    return SearchDisk(rows, tails, regions, None, cos_low)
+    around = h3i.grid_disk(origin, last) if first == 0 else [
+        cell for k in range(first, last + 1) for cell in ring(origin, k)]
+    cells = tuple([search_cell(cell, finest, score_mask, bucket_shift, region_keep)
+                   for cell in around])
+    regions = {cell[3][1] for cell in cells}
+    lat, lng, far, _ = reach(origin, finest)
+    cos_low = lowest_cos((*cells, (lat, lng, far, None)))
+    return SearchDisk(cells, regions.pop() if len(regions) == 1 else None, cos_low, (lat, lng),
+                      min(_floors(LatLng(lat, lng), cells, cos_low), default=math.inf))
+
+
+def _floors(point: LatLng, cells: tuple[SearchCell, ...], cos_low: float | None) -> list[float]:
+    if cos_low is None:
+        return cell_floors_m(point, cells)
+    return flat_floors_m(point, cells, cos_low)
 
 
 class RedisDriverIndex:
@@ -690,7 +712,6 @@ class RedisDriverIndex:
         Done once no cell of the next ring can hold a driver nearer than the k-th found (or
         within the radius); `done` is False when it stopped at `max_ring` unsure. `seed` holds
         drivers found at a finer level: they bound the search from the start."""
-        finest = self.levels[0]
         origin = parent_int(fine, self.levels[level])
         head = [PRODUCT_CODES[product], now_ms, self.ttl_ms, repr(center.lat), repr(center.lng)]
         found = seed
@@ -699,8 +720,8 @@ class RedisDriverIndex:
         while True:
             last = first + size - 1 if max_ring is None else min(max_ring, first + size - 1)
             disk = self._disk(origin, first, last)
-            floors = disk.floors(center)
-            candidates = sorted((floor, i) for i, floor in enumerate(floors) if floor <= limit)
+            candidates = sorted((floor, cell[3]) for floor, cell in
+                                zip(disk.floors(center), disk.cells, strict=True) if floor <= limit)
             if candidates:
                 more = self._search_cells(disk, candidates, [*head, limit, k, int(status)])
                 if found:        # a finer level's or an earlier chunk's: may hold the same
@@ -708,9 +729,8 @@ class RedisDriverIndex:
                 found = sorted(more)[:k]
                 if len(found) >= k:
                     limit = found[-1].distance_m
-            if ring_floor_m(center, origin, last + 1, finest) > limit or min(
-                    self._disk(origin, last + 1, last + 1).floors(center),
-                    default=math.inf) > limit:
+            ahead = self._disk(origin, last + 1, last + 1)
+            if ahead.floor(center) > limit or min(ahead.floors(center), default=math.inf) > limit:
                 return found, True
             if max_ring is not None and last >= max_ring:
                 return found, False
@@ -720,19 +740,19 @@ class RedisDriverIndex:
         return search_disk(origin, first, last, self.levels[0], self._score_mask,
                            self._bucket_shift, self._region_mask[0])
 
-    def _search_cells(self, disk: SearchDisk, candidates: list[tuple[float, int]],
+    def _search_cells(self, disk: SearchDisk, candidates: list[tuple[float, tuple[bytes, int]]],
                       head: list[Any]) -> list[NearbyDriver]:
-        """One search script per region over its cells (`candidates`: floor and position in
-        the disk, nearest floor first), in one round trip. A cell's record for the script: its
-        floor, then the bucket whose set holds its drivers and their score range."""
-        pack, tails, bits = FLOOR.pack, disk.tails, self._region_mask[1]
+        """One search script per region over its cells (`candidates`: floor, then record tail
+        and region, nearest floor first), in one round trip. A cell's record for the script:
+        its floor, then the bucket whose set holds its drivers and their score range."""
+        pack, bits = FLOOR.pack, self._region_mask[1]
         by_region: dict[int, list[bytes]]
         if disk.region is not None:
-            by_region = {disk.region: [pack(floor) + tails[i] for floor, i in candidates]}
+            by_region = {disk.region: [pack(floor) + tail for floor, (tail, _) in candidates]}
         else:
             by_region = {}
-            for floor, i in candidates:
-                by_region.setdefault(disk.regions[i], []).append(pack(floor) + tails[i])
+            for floor, (tail, region) in candidates:
+                by_region.setdefault(region, []).append(pack(floor) + tail)
         calls: list[Call] = [
             ("search", [self.region_at(f"{region | bits:x}")], [*head, b"".join(records)])
             for region, records in by_region.items()]

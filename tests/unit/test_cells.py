@@ -1,23 +1,16 @@
 """Geo hygiene at the edges: coordinates are checked before H3; the ring bound is a bound."""
 
+import functools
 import math
 import random
 
 import h3
 import h3.api.basic_int as h3i
 import pytest
+import redis
 
-from geo.cells import (
-    LatLng,
-    cell_floors_m,
-    flat_floors_m,
-    haversine_m,
-    lowest_cos,
-    reach,
-    ring,
-    ring_floor_m,
-)
-from geo.index import parent_int
+from geo.cells import LatLng, cell_floors_m, haversine_m, lowest_cos, reach, ring
+from geo.index import RedisDriverIndex, SearchDisk, parent_int
 
 
 @pytest.mark.parametrize(("lat", "lng"), [(999, 10), (-91, 0), (0, 181), (math.nan, 0),
@@ -45,33 +38,45 @@ def _point_in(cell: str, rng: random.Random) -> LatLng:
     return LatLng(centre[0] + (lat - centre[0]) * f, centre[1] + (lng - centre[1]) * f)
 
 
+@functools.cache
+def _index(finest: int) -> RedisDriverIndex:
+    return RedisDriverIndex(redis.Redis(), levels=(finest,))    # never connects here
+
+
+def _disk(origin: int, first: int, last: int, finest: int) -> SearchDisk:
+    """Rings `first`..`last` around `origin` as the index's search reads them."""
+    return _index(finest)._disk(origin, first, last)
+
+
 @pytest.mark.parametrize("resolution", [7, 8, 9, 10, 11])
 def test_cell_floor_is_a_lower_bound(resolution: int) -> None:
-    """No point of a cell, its vertices included, lies nearer than the cell's floor, nor than
-    the floor of the whole ring it belongs to."""
+    """No point of a cell, its vertices included, lies nearer than the cell's floor (the exact
+    one, and the one the search computes over its disk), nor than the one-step floor of the
+    ring it belongs to."""
     rng = random.Random(resolution)
     flat_disks = 0
     for i in range(60):
         lng = rng.uniform(-179, 179) if i % 10 else rng.choice([-1, 1]) * rng.uniform(179, 180)
         query = LatLng(rng.uniform(-85, 85), lng)
         origin = h3i.latlng_to_cell(query.lat, query.lng, resolution)
-        ring_of = {c: k for k in range(6) for c in ring(origin, k)}
-        rows = tuple(reach(cell, resolution) for cell in ring_of)
-        cos_low = lowest_cos((*rows, reach(origin, resolution)))  # as `geo.index.SearchDisk`
-        flat = dict(zip(ring_of, flat_floors_m(query, rows, cos_low))) if cos_low else {}
-        flat_disks += bool(flat)
-        for cell in ring_of:
-            floor = cell_floor_m(query, cell, resolution)
-            ring_floor = ring_floor_m(query, origin, ring_of[cell], resolution)
-            inside = [LatLng(*v) for v in h3i.cell_to_boundary(cell)]
-            inside += [_point_in(f"{cell:x}", rng) for _ in range(5)]
-            for point in inside:
-                assert haversine_m(query, point) >= floor
-                assert haversine_m(query, point) >= ring_floor
-                assert haversine_m(query, point) >= flat.get(cell, 0.0)
-            if cell in flat and abs(query.lat) < 60:   # nearly as tight as the exact floor
-                assert max(flat[cell], 0.0) >= floor - 0.005 * haversine_m(
-                    query, LatLng(*h3i.cell_to_latlng(cell)))
+        disk = _disk(origin, 0, 5, resolution)
+        flat_disks += disk.cos_low is not None
+        cell_at = {reach(cell, resolution)[:2]: cell for cell in h3i.grid_disk(origin, 5)}
+        floors = zip(disk.cells, disk.floors(query), strict=True)
+        disk_floor = {cell_at[c[:2]]: f for c, f in floors}
+        for k in range(6):
+            ring_floor = _disk(origin, k, k, resolution).floor(query)
+            for cell in ring(origin, k):
+                floor = cell_floor_m(query, cell, resolution)
+                inside = [LatLng(*v) for v in h3i.cell_to_boundary(cell)]
+                inside += [_point_in(f"{cell:x}", rng) for _ in range(5)]
+                for point in inside:
+                    assert haversine_m(query, point) >= floor
+                    assert haversine_m(query, point) >= ring_floor
+                    assert haversine_m(query, point) >= disk_floor[cell]
+                if abs(query.lat) < 60:          # and nearly as tight as the exact floor
+                    assert max(disk_floor[cell], 0.0) >= floor - 0.005 * haversine_m(
+                        query, LatLng(*h3i.cell_to_latlng(cell)))
     assert 40 <= flat_disks < 60   # not near the antimeridian nor the poles: the flat frame
 
 
@@ -101,7 +106,7 @@ def test_cell_floor_holds_for_the_logical_parents_the_index_uses() -> None:
                            point.lng + (point.lng - clng) * 0.05)
             assert haversine_m(query, point) >= cell_floor_m(query, cell, 10)
             origin = h3i.grid_ring(cell, 1)[0]          # the point's cell is in its ring 1
-            assert haversine_m(query, point) >= ring_floor_m(query, origin, 1, 10)
+            assert haversine_m(query, point) >= _disk(origin, 1, 1, 10).floor(query)
             spill += cell != h3i.latlng_to_cell(point.lat, point.lng, level)
     assert spill > 0  # the sample does hold points outside their logical parent's hexagon
 

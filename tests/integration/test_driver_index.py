@@ -298,6 +298,35 @@ def test_a_repeat_search_starts_at_the_level_that_suits_the_area(
     assert first_trips >= 2 and len(trips) == 1
 
 
+def test_a_query_a_little_sparser_than_its_area_takes_one_round_trip(
+        index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dense spot sets its area's hint (its 10th driver ~150 m away, which the finest
+    level's rings 0-2 certify); a query 350 m away in the same area finds its 10th ~300 m
+    away, past what those rings can certify: the hint's margin starts it one level coarser, in
+    one round trip, where starting at the finest level would climb (two)."""
+    dense = LatLng(*h3.cell_to_latlng(h3.latlng_to_cell(CENTRE.lat, CENTRE.lng,
+                                                        index.levels[-1])))
+    sparse = offset(dense, 0, 350)
+    spots = [offset(dense, 150 * math.cos(a), 150 * math.sin(a)) for a in range(10)]
+    spots += [offset(sparse, 300 * math.cos(a), 300 * math.sin(a)) for a in range(10)]
+    for spot in spots:
+        driver = uuid.uuid4()
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        index.ingest([PositionUpdate(driver, spot, T0)])
+    index.nearby(dense, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)   # sets the hint
+    trips: list[int] = []
+    search = index._search_cells
+
+    def counted(*args: object) -> object:
+        trips.append(1)
+        return search(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index, "_search_cells", counted)
+    found = index.nearby(sparse, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
+    assert len(found) == 10 and found[-1].distance_m > 250
+    assert len(trips) == 1
+
+
 def test_nearby_finds_drivers_across_the_antimeridian(index: RedisDriverIndex) -> None:
     """Longitudes wrap: a driver 200 m east of a query at 179.999 sits near -179.999."""
     query = LatLng(-17.0, 179.999)

@@ -41,7 +41,7 @@ from benchmarks.report import (
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, reach
-from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex, search_cell, search_disk
+from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex
 
 K, RADIUS_M = 10, 3000.0
 QUERIES = int(os.environ.get("BENCH_QUERIES", "3000"))
@@ -176,9 +176,9 @@ def knn_run(cur: psycopg2.extensions.cursor) -> Run:
 
 
 def forget_geometry() -> None:
-    """Empty the per-process caches of cell geometry (as in a process just started)."""
-    for cached in (reach, search_cell, search_disk):
-        cached.cache_clear()
+    """Empty the per-process cache of cell geometry (as in a process just started; the rest
+    of what searches cache lives in each `RedisDriverIndex`, and a new one starts empty)."""
+    reach.cache_clear()
 
 
 def dsn(settings: Settings) -> str:

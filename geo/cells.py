@@ -10,6 +10,7 @@ from typing import Any
 
 import h3
 import h3.api.basic_int as h3i
+import h3.api.memview_int as h3m
 
 EARTH_RADIUS_M = 6_371_008.8
 M_PER_DEG = EARTH_RADIUS_M * math.pi / 180
@@ -46,12 +47,18 @@ def haversine_raw_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float
 
 def ring(cell: int, k: int) -> tuple[int, ...]:
     """Ring `k` around `cell`, as integer cells (pentagon-safe). Not cached: its user
-    (`geo.index.search_disk`) caches what it builds from it."""
+    (`geo.index.SearchGeometry`) caches what it builds from it."""
     try:
-        return tuple(h3i.grid_ring(cell, k))
+        return tuple(memoryview(h3m.grid_ring(cell, k)).tolist())
     except h3.H3BaseException:
-        inner = set(h3i.grid_disk(cell, k - 1)) if k > 0 else set()
-        return tuple(c for c in h3i.grid_disk(cell, k) if c not in inner)
+        inner = set(disk(cell, k - 1)) if k > 0 else set()
+        return tuple(c for c in disk(cell, k) if c not in inner)
+
+
+def disk(cell: int, k: int) -> list[int]:
+    """The cells within `k` steps of `cell`, as integers. h3's memoryview API: the list is
+    built in C, where `h3.api.basic_int` converts item by item (twice the time here)."""
+    return memoryview(h3m.grid_disk(cell, k)).tolist()  # type: ignore[no-any-return]
 
 
 # Margin on a cell's reach: float noise at the boundary, never a visible distance.

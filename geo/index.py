@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import operator
 import struct
 import threading
 import uuid
@@ -30,7 +31,6 @@ from collections import defaultdict
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from functools import lru_cache
 from importlib import resources
 from typing import Any, NamedTuple
 
@@ -46,6 +46,7 @@ from core.settings import MAX_LEVEL_SPAN
 from geo.cells import (
     LatLng,
     cell_floors_m,
+    disk,
     flat_floors_m,
     haversine_raw_m,
     lowest_cos,
@@ -72,6 +73,8 @@ EVICT_IN = struct.Struct("<16sd")
 SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
 FLOOR = struct.Struct("<d")
+QUERY = struct.Struct("<ddddHB")   # see search.lua
+FIRST = operator.itemgetter(0)
 FOUND = struct.Struct("<d16sdddh")   # NearbyDriver's fields: see search.lua
 CODE_PRODUCTS = {code: product for product, code in PRODUCT_CODES.items()}
 
@@ -366,14 +369,6 @@ def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> by
 SearchCell = tuple[float, float, float, tuple[bytes, int]]
 
 
-@lru_cache(maxsize=262_144)
-def search_cell(cell: int, finest: int, score_mask: int, bucket_shift: int,
-                region_keep: int) -> SearchCell:
-    """One tuple per cell, which every search disk holding the cell shares."""
-    lat, lng, far, _ = reach(cell, finest)
-    return lat, lng, far, (score_span(cell, finest, score_mask, bucket_shift), cell & region_keep)
-
-
 @dataclass(frozen=True, slots=True)
 class SearchDisk:
     """Rings `first`..`last` around a cell (the origin) as a search reads them: its `cells`;
@@ -397,24 +392,60 @@ class SearchDisk:
         return self.near_m - haversine_raw_m(point.lat, point.lng, *self.centre)
 
 
-@lru_cache(maxsize=65_536)
-def search_disk(origin: int, first: int, last: int, finest: int, score_mask: int,
-                bucket_shift: int, region_keep: int) -> SearchDisk:
-    around = h3i.grid_disk(origin, last) if first == 0 else [
-        cell for k in range(first, last + 1) for cell in ring(origin, k)]
-    cells = tuple([search_cell(cell, finest, score_mask, bucket_shift, region_keep)
-                   for cell in around])
-    regions = {cell[3][1] for cell in cells}
-    lat, lng, far, _ = reach(origin, finest)
-    cos_low = lowest_cos((*cells, (lat, lng, far, None)))
-    return SearchDisk(cells, regions.pop() if len(regions) == 1 else None, cos_low, (lat, lng),
-                      min(_floors(LatLng(lat, lng), cells, cos_low), default=math.inf))
-
-
 def _floors(point: LatLng, cells: tuple[SearchCell, ...], cos_low: float | None) -> list[float]:
     if cos_low is None:
         return cell_floors_m(point, cells)
     return flat_floors_m(point, cells, cos_low)
+
+
+class SearchGeometry:
+    """What searches compute once and reuse, for one index's finest level and key layout: a
+    tuple per cell, which every disk holding the cell shares, and a disk per origin and rings.
+    Plain dicts (a hit is one lookup, a fraction of an lru_cache's over a key of several
+    arguments), each emptied when it reaches its capacity."""
+
+    def __init__(self, finest: int, score_mask: int, bucket_shift: int, region_keep: int, *,
+                 max_cells: int = 262_144, max_disks: int = 65_536) -> None:
+        self.finest, self._score_mask, self._bucket_shift = finest, score_mask, bucket_shift
+        self._region_keep = region_keep
+        self._max_cells, self._max_disks = max_cells, max_disks
+        self._cells: dict[int, SearchCell] = {}
+        self._disks: dict[tuple[int, int, int], SearchDisk] = {}
+
+    def clear(self) -> None:
+        self._cells.clear()
+        self._disks.clear()
+
+    def cell(self, cell: int) -> SearchCell:
+        found = self._cells.get(cell)
+        if found is None:
+            if len(self._cells) >= self._max_cells:
+                self._cells.clear()
+            lat, lng, far, _ = reach(cell, self.finest)
+            span = score_span(cell, self.finest, self._score_mask, self._bucket_shift)
+            found = self._cells[cell] = (lat, lng, far, (span, cell & self._region_keep))
+        return found
+
+    def disk(self, origin: int, first: int, last: int) -> SearchDisk:
+        key = (origin, first, last)
+        found = self._disks.get(key)
+        if found is None:
+            if len(self._disks) >= self._max_disks:
+                self._disks.clear()
+            found = self._disks[key] = self._build(origin, first, last)
+        return found
+
+    def _build(self, origin: int, first: int, last: int) -> SearchDisk:
+        around = disk(origin, last) if first == 0 else [
+            cell for k in range(first, last + 1) for cell in ring(origin, k)]
+        known, cell_of = self._cells.get, self.cell
+        cells = tuple([known(cell) or cell_of(cell) for cell in around])
+        regions = {cell & self._region_keep for cell in around}
+        lat, lng, far, _ = reach(origin, self.finest)
+        cos_low = lowest_cos((*cells, (lat, lng, far, None)))
+        return SearchDisk(cells, regions.pop() if len(regions) == 1 else None, cos_low,
+                          (lat, lng), min(_floors(LatLng(lat, lng), cells, cos_low),
+                                          default=math.inf))
 
 
 class RedisDriverIndex:
@@ -457,6 +488,8 @@ class RedisDriverIndex:
         # sets stay small (compact listpacks up to 128 drivers) and each search cell is in one.
         self._bucket_shift = 3 * (15 - self.levels[-1])
         self._bucket_div = 1 << self._bucket_shift     # the scripts' divisor for the same
+        self._geometry = SearchGeometry(self.levels[0], self._score_mask, self._bucket_shift,
+                                        self._region_mask[0])
         self.prefix = prefix
         self.ttl_ms = int(ttl_s * 1000)
         self.max_speed_mps = max_speed_kmh / 3.6
@@ -718,17 +751,19 @@ class RedisDriverIndex:
         within the radius); `done` is False when it stopped at `max_ring` unsure. `seed` holds
         drivers found at a finer level: they bound the search from the start."""
         origin = parent_int(fine, self.levels[level])
-        head = [PRODUCT_CODES[product], now_ms, self.ttl_ms, repr(center.lat), repr(center.lng)]
+        fresh_after = now_ms - self.ttl_ms
         found = seed
         limit = found[-1].distance_m if len(found) >= k else radius_m
         first, size = 0, 3
         while True:
             last = first + size - 1 if max_ring is None else min(max_ring, first + size - 1)
             disk = self._disk(origin, first, last)
-            candidates = sorted((floor, cell[3]) for floor, cell in
-                                zip(disk.floors(center), disk.cells, strict=True) if floor <= limit)
+            candidates = [(floor, cell[3]) for floor, cell in
+                          zip(disk.floors(center), disk.cells, strict=True) if floor <= limit]
+            candidates.sort(key=FIRST)          # by floor alone: floats compare fastest
             if candidates:
-                more = self._search_cells(disk, candidates, [*head, limit, k, int(status)])
+                query = QUERY.pack(center.lat, center.lng, limit, fresh_after, k, status)
+                more = self._search_cells(disk, candidates, [PRODUCT_CODES[product], query])
                 if found:        # a finer level's or an earlier chunk's: may hold the same
                     more = list({d.id_bytes: d for d in (*found, *more)}.values())
                 found = sorted(more)[:k]
@@ -742,8 +777,7 @@ class RedisDriverIndex:
             first, size = last + 1, size * 2
 
     def _disk(self, origin: int, first: int, last: int) -> SearchDisk:
-        return search_disk(origin, first, last, self.levels[0], self._score_mask,
-                           self._bucket_shift, self._region_mask[0])
+        return self._geometry.disk(origin, first, last)
 
     def _search_cells(self, disk: SearchDisk, candidates: list[tuple[float, tuple[bytes, int]]],
                       head: list[Any]) -> list[NearbyDriver]:

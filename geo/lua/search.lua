@@ -1,6 +1,7 @@
 -- K nearest fresh drivers with a wanted status inside one region, best cell first.
 -- KEYS[1] the region's `at` key (its other keys share the hash tag).
--- ARGV: product, now_ms, ttl_ms, lat, lng, limit_m, k, status, cells
+-- ARGV: product, query, cells
+--   query: '<ddddHB' lat, lng, limit_m, the oldest fresh ts_ms, k and the wanted status
 --   cells: one record per cell, sorted by its first field: '<d' a lower bound on the distance
 --   from the query to any point of the cell, then three length-prefixed decimal texts
 --   ('Bc0'): the cell's bucket (its coarsest-level ancestor, whose sorted set holds it) and
@@ -18,15 +19,13 @@ local unpack_entry, pack, call = struct.unpack, struct.pack, redis.call
 local at = KEYS[1]
 local drivers = string.sub(at, 1, -4) .. ':z:' .. ARGV[1] .. ':'
 local CHUNK = 1000
-local fresh_after = tonumber(ARGV[2]) - tonumber(ARGV[3])
 local rad = math.pi / 180
 local half_rad = rad / 2
 local M_PER_DEG = 6371008.8 * rad
-local lat0d, lng0d = tonumber(ARGV[4]), tonumber(ARGV[5])
+local lat0d, lng0d, radius, fresh_after, k, want = unpack_entry('<ddddHB', ARGV[2])
 local lat0 = lat0d * rad
 local coslat0 = cos(lat0)
-local radius, k, want = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local cells = ARGV[9]
+local cells = ARGV[3]
 local best = {}
 local function limit2()
   local limit = radius

@@ -371,28 +371,35 @@ SearchCell = tuple[float, float, float, tuple[bytes, int]]
 
 @dataclass(frozen=True, slots=True)
 class SearchDisk:
-    """Rings `first`..`last` around a cell (the origin) as a search reads them: its `cells`;
+    """Rings `first`..`last` around a cell (the origin) as a search reads them: their `cells`;
     `region`, the region of them all when they share one (the usual case), else None;
-    `cos_low`, the cells' and the origin's `lowest_cos` (None near the antimeridian or a pole);
-    the origin's centre and `near_m`, a lower bound on the distance from that centre to any
-    point of the cells."""
+    `cos_low`, their, the next ring's and the origin's `lowest_cos` (None near the antimeridian
+    or a pole). Then what tells whether anything beyond ring `last` can still be nearer: the
+    next ring's cells (`outer`; every point beyond it is farther than some point of it), the
+    origin's centre and `near_m`, a lower bound on the distance from that centre to the next
+    ring's points."""
     cells: tuple[SearchCell, ...]
     region: int | None
     cos_low: float | None
+    outer: tuple[SearchCell, ...]
     centre: tuple[float, float]
     near_m: float
 
     def floors(self, point: LatLng) -> list[float]:
         """Each cell's floor from `point`, a point of the origin cell."""
-        return _floors(point, self.cells, self.cos_low)
+        return search_floors_m(point, self.cells, self.cos_low)
 
-    def floor(self, point: LatLng) -> float:
-        """A lower bound on the distance from `point` to any point of the cells, in one step
-        (the triangle inequality through the origin's centre)."""
-        return self.near_m - haversine_raw_m(point.lat, point.lng, *self.centre)
+    def clear_beyond(self, point: LatLng, limit_m: float) -> bool:
+        """Whether no point beyond the rings lies within `limit_m` of `point`: first in one
+        step (the triangle inequality through the origin's centre), else cell by cell."""
+        if self.near_m - haversine_raw_m(point.lat, point.lng, *self.centre) > limit_m:
+            return True
+        return min(search_floors_m(point, self.outer, self.cos_low), default=math.inf) > limit_m
 
 
-def _floors(point: LatLng, cells: tuple[SearchCell, ...], cos_low: float | None) -> list[float]:
+def search_floors_m(point: LatLng, cells: tuple[SearchCell, ...],
+                    cos_low: float | None) -> list[float]:
+    """`geo.cells.flat_floors_m` when the cells allow it (`cos_low`), else the exact floors."""
     if cos_low is None:
         return cell_floors_m(point, cells)
     return flat_floors_m(point, cells, cos_low)
@@ -436,15 +443,16 @@ class SearchGeometry:
         return found
 
     def _build(self, origin: int, first: int, last: int) -> SearchDisk:
-        around = disk(origin, last) if first == 0 else [
+        inner = disk(origin, last) if first == 0 else [
             cell for k in range(first, last + 1) for cell in ring(origin, k)]
         known, cell_of = self._cells.get, self.cell
-        cells = tuple([known(cell) or cell_of(cell) for cell in around])
-        regions = {cell & self._region_keep for cell in around}
+        cells = tuple([known(cell) or cell_of(cell) for cell in inner])
+        outer = tuple([known(cell) or cell_of(cell) for cell in ring(origin, last + 1)])
+        regions = {cell & self._region_keep for cell in inner}
         lat, lng, far, _ = reach(origin, self.finest)
-        cos_low = lowest_cos((*cells, (lat, lng, far, None)))
-        return SearchDisk(cells, regions.pop() if len(regions) == 1 else None, cos_low,
-                          (lat, lng), min(_floors(LatLng(lat, lng), cells, cos_low),
+        cos_low = lowest_cos((*cells, *outer, (lat, lng, far, None)))
+        return SearchDisk(cells, regions.pop() if len(regions) == 1 else None, cos_low, outer,
+                          (lat, lng), min(search_floors_m(LatLng(lat, lng), outer, cos_low),
                                           default=math.inf))
 
 
@@ -748,8 +756,9 @@ class RedisDriverIndex:
                       ) -> tuple[list[NearbyDriver], bool]:
         """Search one level: rings in growing chunks, each chunk's cells nearest floor first.
         Done once no cell of the next ring can hold a driver nearer than the k-th found (or
-        within the radius); `done` is False when it stopped at `max_ring` unsure. `seed` holds
-        drivers found at a finer level: they bound the search from the start."""
+        within the radius): every point beyond that ring is farther than some point of it.
+        `done` is False when it stopped at `max_ring` unsure. `seed` holds drivers found at a
+        finer level: they bound the search from the start."""
         origin = parent_int(fine, self.levels[level])
         fresh_after = now_ms - self.ttl_ms
         found = seed
@@ -769,8 +778,7 @@ class RedisDriverIndex:
                 found = sorted(more)[:k]
                 if len(found) >= k:
                     limit = found[-1].distance_m
-            ahead = self._disk(origin, last + 1, last + 1)
-            if ahead.floor(center) > limit or min(ahead.floors(center), default=math.inf) > limit:
+            if disk.clear_beyond(center, limit):
                 return found, True
             if max_ring is not None and last >= max_ring:
                 return found, False

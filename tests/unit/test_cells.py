@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from geo.cells import LatLng, cell_floors_m, haversine_m, lowest_cos, reach, ring
-from geo.index import RedisDriverIndex, SearchDisk, parent_int
+from geo.index import RedisDriverIndex, SearchDisk, parent_int, search_floors_m
 
 
 @pytest.mark.parametrize(("lat", "lng"), [(999, 10), (-91, 0), (0, 181), (math.nan, 0),
@@ -50,9 +50,9 @@ def _disk(origin: int, first: int, last: int, finest: int) -> SearchDisk:
 
 @pytest.mark.parametrize("resolution", [7, 8, 9, 10, 11])
 def test_cell_floor_is_a_lower_bound(resolution: int) -> None:
-    """No point of a cell, its vertices included, lies nearer than the cell's floor (the exact
-    one, and the one the search computes over its disk), nor than the one-step floor of the
-    ring it belongs to."""
+    """No point of a cell, its vertices included, lies nearer than the cell's floor: the exact
+    one, and the one the search computes over its disk (rings 0-5, then ring 6 past them),
+    nor than the one-step bound on ring 6."""
     rng = random.Random(resolution)
     flat_disks = 0
     for i in range(60):
@@ -61,19 +61,21 @@ def test_cell_floor_is_a_lower_bound(resolution: int) -> None:
         origin = h3i.latlng_to_cell(query.lat, query.lng, resolution)
         disk = _disk(origin, 0, 5, resolution)
         flat_disks += disk.cos_low is not None
-        cell_at = {reach(cell, resolution)[:2]: cell for cell in h3i.grid_disk(origin, 5)}
-        floors = zip(disk.cells, disk.floors(query), strict=True)
-        disk_floor = {cell_at[c[:2]]: f for c, f in floors}
-        for k in range(6):
-            ring_floor = _disk(origin, k, k, resolution).floor(query)
+        cell_at = {reach(cell, resolution)[:2]: cell for cell in h3i.grid_disk(origin, 6)}
+        cells = (*disk.cells, *disk.outer)
+        floors = (*disk.floors(query), *search_floors_m(query, disk.outer, disk.cos_low))
+        disk_floor = {cell_at[c[:2]]: f for c, f in zip(cells, floors, strict=True)}
+        assert len(disk_floor) == len(cell_at)
+        one_step = disk.near_m - haversine_m(query, LatLng(*disk.centre))
+        for k in range(7):
             for cell in ring(origin, k):
                 floor = cell_floor_m(query, cell, resolution)
                 inside = [LatLng(*v) for v in h3i.cell_to_boundary(cell)]
                 inside += [_point_in(f"{cell:x}", rng) for _ in range(5)]
                 for point in inside:
                     assert haversine_m(query, point) >= floor
-                    assert haversine_m(query, point) >= ring_floor
                     assert haversine_m(query, point) >= disk_floor[cell]
+                    assert k < 6 or haversine_m(query, point) >= one_step
                 if abs(query.lat) < 60:          # and nearly as tight as the exact floor
                     assert max(disk_floor[cell], 0.0) >= floor - 0.005 * haversine_m(
                         query, LatLng(*h3i.cell_to_latlng(cell)))
@@ -106,7 +108,8 @@ def test_cell_floor_holds_for_the_logical_parents_the_index_uses() -> None:
                            point.lng + (point.lng - clng) * 0.05)
             assert haversine_m(query, point) >= cell_floor_m(query, cell, 10)
             origin = h3i.grid_ring(cell, 1)[0]          # the point's cell is in its ring 1
-            assert haversine_m(query, point) >= _disk(origin, 1, 1, 10).floor(query)
+            ahead = _disk(origin, 0, 0, 10)          # ring 0, then ring 1 past it
+            assert not ahead.clear_beyond(query, haversine_m(query, point))
             spill += cell != h3i.latlng_to_cell(point.lat, point.lng, level)
     assert spill > 0  # the sample does hold points outside their logical parent's hexagon
 

@@ -419,10 +419,6 @@ class SearchGeometry:
         self._cells: dict[int, SearchCell] = {}
         self._disks: dict[tuple[int, int, int], SearchDisk] = {}
 
-    def clear(self) -> None:
-        self._cells.clear()
-        self._disks.clear()
-
     def cell(self, cell: int) -> SearchCell:
         found = self._cells.get(cell)
         if found is None:

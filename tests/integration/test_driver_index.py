@@ -274,14 +274,8 @@ def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count:
             assert got.distance_m == pytest.approx(dist, abs=0.01)
 
 
-def test_a_repeat_search_starts_at_the_level_that_suits_the_area(
-        index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sparse drivers: the first search fails at the fine levels and climbs (several round
-    trips); the area's hint sends the next search there at once (one round trip)."""
-    for i in range(12):
-        driver = uuid.uuid4()
-        index.go_online(driver, Product.ECONOMY, now_ms=T0)
-        index.ingest([PositionUpdate(driver, offset(CENTRE, 700 + 60 * i, 300), T0)])
+def count_round_trips(index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one for each round trip of the index's searches from now on."""
     trips: list[int] = []
     search = index._search_cells
 
@@ -290,6 +284,18 @@ def test_a_repeat_search_starts_at_the_level_that_suits_the_area(
         return search(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(index, "_search_cells", counted)
+    return trips
+
+
+def test_a_repeat_search_starts_at_the_level_that_suits_the_area(
+        index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sparse drivers: the first search fails at the fine levels and climbs (several round
+    trips); the area's hint sends the next search there at once (one round trip)."""
+    for i in range(12):
+        driver = uuid.uuid4()
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        index.ingest([PositionUpdate(driver, offset(CENTRE, 700 + 60 * i, 300), T0)])
+    trips = count_round_trips(index, monkeypatch)
     first = index.nearby(CENTRE, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
     first_trips, trips[:] = len(trips), []
     again = index.nearby(offset(CENTRE, 30, 30), Product.ECONOMY, k=10, radius_m=3000,
@@ -314,14 +320,7 @@ def test_a_query_a_little_sparser_than_its_area_takes_one_round_trip(
         index.go_online(driver, Product.ECONOMY, now_ms=T0)
         index.ingest([PositionUpdate(driver, spot, T0)])
     index.nearby(dense, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)   # sets the hint
-    trips: list[int] = []
-    search = index._search_cells
-
-    def counted(*args: object) -> object:
-        trips.append(1)
-        return search(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(index, "_search_cells", counted)
+    trips = count_round_trips(index, monkeypatch)
     found = index.nearby(sparse, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
     assert len(found) == 10 and found[-1].distance_m > 250
     assert len(trips) == 1

@@ -12,7 +12,7 @@
 -- waiting: until then the stop test cannot pass, so reading them later changes nothing.
 -- Returns the results as records '<dc16dddh' of distance (m), id, lat, lng, ts_ms and
 -- heading, nearest first.
--- A flat-earth distance at the pair's mean latitude (off by far less than 1% at city scale)
+-- A flat-earth distance (longitudes scaled for the highest latitude the radius reaches)
 -- screens each entry; only entries that may enter the top k pay for the exact haversine.
 local sin, cos, asin, sqrt, min = math.sin, math.cos, math.asin, math.sqrt, math.min
 local unpack_entry, pack, call = struct.unpack, struct.pack, redis.call
@@ -20,11 +20,15 @@ local at = KEYS[1]
 local drivers = string.sub(at, 1, -4) .. ':z:' .. ARGV[1] .. ':'
 local CHUNK = 1000
 local rad = math.pi / 180
-local half_rad = rad / 2
 local M_PER_DEG = 6371008.8 * rad
 local lat0d, lng0d, radius, fresh_after, k, want = unpack_entry('<ddddHB', ARGV[2])
 local lat0 = lat0d * rad
 local coslat0 = cos(lat0)
+-- The screen's longitude scale: the cosine at the farthest latitude from the equator an entry
+-- within the radius can have (no nearer entry can fail the screen; a farther one fails on
+-- its latitude alone).
+local screen_cos = cos(min(89.9, math.abs(lat0d) + radius / M_PER_DEG) * rad)
+local sets = {}   -- bucket -> its sorted set's key
 local cells = ARGV[3]
 local best = {}
 local function limit2()
@@ -64,7 +68,7 @@ local function read_waiting()
         local lat, lng = unpack_entry('<dd', record)
         local dl = lng - lng0d
         if dl > 180 then dl = dl - 360 elseif dl < -180 then dl = dl + 360 end
-        local dy, dx = lat - lat0d, dl * cos((lat + lat0d) * half_rad)
+        local dy, dx = lat - lat0d, dl * screen_cos
         if dx * dx + dy * dy <= screen then
           local ts, _, st, hdg = unpack_entry('<dBBh', record, 17)
           if st == want and ts >= fresh_after then
@@ -82,7 +86,12 @@ while offset <= size do
   local floor, bucket, lo, hi, after = unpack_entry('<dBc0Bc0Bc0', cells, offset)
   offset = after
   if floor > radius or (#best >= k and best[#best][1] <= floor) then break end
-  local members = call('ZRANGE', drivers .. bucket, lo, hi, 'BYSCORE')
+  local set = sets[bucket]
+  if not set then
+    set = drivers .. bucket
+    sets[bucket] = set
+  end
+  local members = call('ZRANGE', set, lo, hi, 'BYSCORE')
   if nwaiting == 0 then
     waiting = members
   else

@@ -51,11 +51,11 @@ def ring(cell: int, k: int) -> tuple[int, ...]:
     try:
         return tuple(memoryview(h3m.grid_ring(cell, k)).tolist())
     except h3.H3BaseException:
-        inner = set(disk(cell, k - 1)) if k > 0 else set()
-        return tuple(c for c in disk(cell, k) if c not in inner)
+        inner = set(cells_within(cell, k - 1)) if k > 0 else set()
+        return tuple(c for c in cells_within(cell, k) if c not in inner)
 
 
-def disk(cell: int, k: int) -> list[int]:
+def cells_within(cell: int, k: int) -> list[int]:
     """The cells within `k` steps of `cell`, as integers. h3's memoryview API: the list is
     built in C, where `h3.api.basic_int` converts item by item (twice the time here)."""
     return memoryview(h3m.grid_disk(cell, k)).tolist()  # type: ignore[no-any-return]

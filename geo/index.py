@@ -46,7 +46,7 @@ from core.settings import MAX_LEVEL_SPAN
 from geo.cells import (
     LatLng,
     cell_floors_m,
-    disk,
+    cells_within,
     flat_floors_m,
     haversine_raw_m,
     lowest_cos,
@@ -439,11 +439,10 @@ class SearchGeometry:
         return found
 
     def _build(self, origin: int, first: int, last: int) -> SearchDisk:
-        inner = disk(origin, last) if first == 0 else [
+        inner = cells_within(origin, last) if first == 0 else [
             cell for k in range(first, last + 1) for cell in ring(origin, k)]
-        known, cell_of = self._cells.get, self.cell
-        cells = tuple([known(cell) or cell_of(cell) for cell in inner])
-        outer = tuple([known(cell) or cell_of(cell) for cell in ring(origin, last + 1)])
+        cells = tuple([self.cell(cell) for cell in inner])
+        outer = tuple([self.cell(cell) for cell in ring(origin, last + 1)])
         regions = {cell & self._region_keep for cell in inner}
         lat, lng, far, _ = reach(origin, self.finest)
         cos_low = lowest_cos((*cells, *outer, (lat, lng, far, None)))

@@ -8,7 +8,8 @@ GEOSEARCH and PostGIS take turns over slices of the queries (TURNS). The index i
 measured three times: as a fresh process (empty caches of cell geometry and level hints), as
 one just started the way `ridehail api` and `ridehail worker` start (`warm_up`: the geometry
 under the cells holding drivers is computed before serving), and as a running one, warmed by
-QUERIES other queries over the same city (never the measured points).
+QUERIES other queries over the same city (never the measured points) after its start-up
+`warm_up`.
 Then throughput under load: CLIENTS processes (BENCH_CLIENTS, default 4) query at once, each
 over its own connections, for LOAD_S seconds; the index's clients are warmed the same way.
 """
@@ -40,7 +41,7 @@ from benchmarks.report import (
 )
 from core.products import Product
 from core.settings import Settings
-from geo.cells import LatLng, reach
+from geo.cells import LatLng, coarse_reach, family_reach
 from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex
 
 K, RADIUS_M = 10, 3000.0
@@ -53,13 +54,19 @@ T0 = 1_800_000_000_000
 MIX = [Product.ECONOMY] * 7 + [Product.COMFORT] * 2 + [Product.XL]
 
 
+def new_index(client: redis.Redis) -> RedisDriverIndex:
+    """The index as the API builds it: search levels from the settings
+    (`H3_SEARCH_RESOLUTIONS`, default 10,9,8)."""
+    return RedisDriverIndex(client, levels=Settings().search_levels)
+
+
 def products(n: int) -> list[Product]:
     rng = random.Random(11)
     return [rng.choice(MIX) for _ in range(n)]
 
 
 def load_redis(client: redis.Redis, city: City, kinds: list[Product]) -> RedisDriverIndex:
-    index = RedisDriverIndex(client)
+    index = new_index(client)
     index.go_online_many(list(zip(city.ids, kinds, strict=True)), now_ms=T0)
     updates = [PositionUpdate(d, p, T0) for d, p in zip(city.ids, city.points, strict=True)]
     for i in range(0, len(updates), 10_000):
@@ -178,7 +185,8 @@ def knn_run(cur: psycopg2.extensions.cursor) -> Run:
 def forget_geometry() -> None:
     """Empty the per-process cache of cell geometry (as in a process just started; the rest
     of what searches cache lives in each `RedisDriverIndex`, and a new one starts empty)."""
-    reach.cache_clear()
+    coarse_reach.cache_clear()
+    family_reach.cache_clear()
 
 
 def dsn(settings: Settings) -> str:
@@ -199,12 +207,14 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
     cold_qps, cold_lat = measure(queries, index_run(index), warm_up=0)
     forget_geometry()
     started = time.perf_counter()
-    booted = RedisDriverIndex(client)
+    booted = new_index(client)
     warmed = booted.warm_up()
     warm_s = time.perf_counter() - started
     boot_qps, boot_lat = measure(queries, index_run(booted), warm_up=0)
-    ours = index_run(RedisDriverIndex(client))
+    running = new_index(client)
     forget_geometry()
+    running.warm_up()       # as `ridehail api` and `ridehail worker` start, then serve
+    ours = index_run(running)
     for q in query_points(QUERIES, seed=8):
         ours(q)
     found = [ours(q) for q in queries[:200]]
@@ -241,7 +251,7 @@ def show_load(settings: Settings, city_queries: list[LatLng]) -> None:
     url = bench_redis_url(settings)
 
     def ours() -> Run:
-        run = index_run(RedisDriverIndex(redis.Redis.from_url(url)))
+        run = index_run(new_index(redis.Redis.from_url(url)))
         for q in query_points(QUERIES, seed=8):
             run(q)
         return run

@@ -31,7 +31,16 @@ import redis
 
 from benchmarks.city import City, make_city, moved, query_points
 from benchmarks.ingest import BATCH, PING_EVERY_MS
-from benchmarks.nearby import RADIUS_M, T0, K, geosearch_run, index_run, load_redis, products
+from benchmarks.nearby import (
+    RADIUS_M,
+    T0,
+    K,
+    geosearch_run,
+    index_run,
+    load_redis,
+    new_index,
+    products,
+)
 from benchmarks.report import Figure, bench_redis, header, show, sizes
 from core.settings import Settings
 from geo.cells import LatLng
@@ -152,7 +161,7 @@ def main() -> None:
                 counted.copy_from(client)
                 client.flushdb()
                 queries = query_points(QUERIES.get(n, 100))
-                index = RedisDriverIndex(counted.client)
+                index = new_index(counted.client)
                 ours = index_run(index)
                 for q in query_points(WARM_QUERIES, seed=8):
                     ours(q)

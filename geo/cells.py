@@ -68,7 +68,6 @@ REACH_SLACK_M = 0.5
 Reach = tuple[float, float, float, int]  # centre lat, lng, reach (m), cell
 
 
-@lru_cache(maxsize=262_144)
 def reach(cell: int, finest: int) -> Reach:
     """A cell's centre (lat, lng) and the farthest (m) from it that a point whose `finest`-level
     cell descends from it can lie, then the cell (one tuple, which every ring and search disk
@@ -76,15 +75,37 @@ def reach(cell: int, finest: int) -> Reach:
 
     H3's hierarchy is logical, not geometric: a cell's children spill a few percent past its
     hexagon, so a coarse cell's reach is the farthest its children's reaches go (the triangle
-    inequality through each child's centre). At `finest` it is the farthest vertex: H3 edges
-    are great-circle arcs (straight in each face's gnomonic projection), so each hexagon is
-    geodesically convex and its farthest point from the centre is a vertex.
+    inequality through each child's centre). At `finest` a cell's own reach is its farthest
+    vertex (H3 edges are great-circle arcs, straight in each face's gnomonic projection, so
+    each hexagon is geodesically convex and its farthest point from the centre is a vertex);
+    it takes the largest of its siblings' (`family_reach`), a bound as safe and at most a few
+    percent looser, computed once per parent: a search meeting a new cell then pays for its
+    centre alone. Coarser cells are cached (`coarse_reach`).
     """
+    if h3i.get_resolution(cell) < finest:
+        return coarse_reach(cell, finest)
+    lat, lng = h3i.cell_to_latlng(cell)
+    return lat, lng, family_reach(h3i.cell_to_parent(cell)), cell
+
+
+@lru_cache(maxsize=262_144)
+def family_reach(parent: int) -> float:
+    """The largest reach among `parent`'s children (each one's farthest vertex from its centre):
+    a bound on each child's reach."""
+    far = 0.0
+    for child in h3i.cell_to_children(parent):
+        lat, lng = h3i.cell_to_latlng(child)
+        far = max(far, _vertex_reach_m(lat, lng, h3i.cell_to_boundary(child)))
+    return far + REACH_SLACK_M
+
+
+@lru_cache(maxsize=262_144)
+def coarse_reach(cell: int, finest: int) -> Reach:
+    """`reach` of a cell coarser than `finest`, cached. It walks its descendants down to the
+    parents of `finest` cells, whose children share one reach (`family_reach`): with search
+    levels three resolutions apart the cache holds 57 cells per coarsest cell, not 400."""
     lat, lng = h3i.cell_to_latlng(cell)
     resolution = h3i.get_resolution(cell)
-    if resolution >= finest:
-        return (lat, lng, _vertex_reach_m(lat, lng, h3i.cell_to_boundary(cell)) + REACH_SLACK_M,
-                cell)
     far = 0.0
     for child in h3i.cell_to_children(cell, resolution + 1):
         clat, clng, cfar, _ = reach(child, finest)

@@ -47,6 +47,7 @@ from geo.cells import (
     LatLng,
     cell_floors_m,
     cells_within,
+    coarse_reach,
     flat_floors_m,
     haversine_raw_m,
     lowest_cos,
@@ -56,7 +57,7 @@ from geo.cells import (
 
 DIRECTORY_SHARDS = 64
 HINT_CAPACITY = 200_000
-WARM_CELLS = 200_000    # at most this many cells' geometry at start-up (reach caches 262,144)
+WARM_CELLS = 200_000    # at most this many coarse cells' geometry at start-up (cache: 262,144)
 # Rings 0-2 of a level certify answers out to ~2.5 edges from the query (ring 3's floor).
 CERTAIN_EDGES = 2.5
 MAX_SEARCH_RADIUS_M = 50_000.0  # a city-scale search; wider ones belong to another tool
@@ -358,10 +359,10 @@ def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> by
     scores (their digits below `cell`'s resolution run from all 0 to all 6; `cell` itself has
     7s there), as the search script reads them: length-prefixed decimal texts."""
     high = cell & score_mask
-    free = 3 * (finest - h3i.get_resolution(cell))
+    free = 3 * (finest - ((cell & _RES_MASK) >> 52))
     low = high & ~(((1 << free) - 1) << (3 * (15 - finest)))
-    return b"".join(len(text).to_bytes(1, "little") + text
-                    for text in (b"%d" % (low >> bucket_shift), b"%d" % low, b"%d" % high))
+    bucket, first, last = b"%d" % (low >> bucket_shift), b"%d" % low, b"%d" % high
+    return b"%c%b%c%b%c%b" % (len(bucket), bucket, len(first), first, len(last), last)
 
 
 # A cell as searches read it: centre lat, lng and reach (`geo.cells.reach`), then its record
@@ -807,15 +808,19 @@ class RedisDriverIndex:
 
     # -- start-up ---------------------------------------------------------------------------
     def warm_up(self, *, margin_m: float = 5_000.0, max_cells: int = WARM_CELLS) -> int:
-        """Compute the search geometry (`geo.cells.reach`: centre and reach of every cell at
-        every search level) before the first query, under the coarse cells that hold drivers
+        """Compute the search geometry (`geo.cells.coarse_reach`: centre and reach of every
+        cell at every search level but the finest, whose cells cost one boundary each and are
+        computed as searches meet them) before the first query, under the coarse cells that
+        hold drivers
         and those within `margin_m` of them (a search's rings reach that far past the drivers:
         pass the widest radius searched). A process just started would otherwise pay for it
         inside its first searches (README, Performance: the "fresh process" lines).
         One SCAN of the index's sorted sets finds the coarse cells; the nearest are warmed
         first, and it stops before `max_cells` cells. Returns how many coarse cells it warmed."""
         coarsest, finest = self.levels[-1], self.levels[0]
-        per_cell = sum(7 ** (finest - level) for level in range(coarsest, finest + 1))
+        if coarsest == finest:
+            return 0            # one level: nothing dear to compute
+        per_cell = sum(7 ** (level - coarsest) for level in range(coarsest, finest))
         keep, _ = self._region_mask
         frontier: set[int] = set()
         for raw in self.client.scan_iter(match=f"{_glob_escape(self.prefix)}:{{*}}:z:*",
@@ -835,7 +840,7 @@ class RedisDriverIndex:
                 if (len(warmed) + 1) * per_cell > max_cells:
                     return len(warmed)
                 warmed.add(cell)
-                reach(cell, finest)
+                coarse_reach(cell, finest)
             frontier = {near for cell in frontier for near in h3i.grid_disk(cell, 1)} - warmed
         return len(warmed)
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from core.products import Product
 from core.settings import Settings
-from geo.cells import LatLng, cell_of, haversine_m, reach
+from geo.cells import LatLng, cell_of, coarse_reach, haversine_m
 from geo.index import (
     EVICT_IN,
     PLACE_IN,
@@ -376,12 +376,14 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
 
 
 def geometry_cached(index: RedisDriverIndex, points: list[LatLng]) -> bool:
-    """Whether the search geometry of every point's cell, at every search level, is cached."""
-    before = reach.cache_info().misses
+    """Whether the search geometry of every point's cell, at every search level coarser than
+    the finest (a finest cell's costs one boundary, a coarse one's walks its descendants), is
+    cached."""
+    before = coarse_reach.cache_info().misses
     for p in points:
-        for level in index.levels:
-            reach(h3.str_to_int(cell_of(p, level)), index.levels[0])
-    return reach.cache_info().misses == before
+        for level in index.levels[1:]:
+            coarse_reach(h3.str_to_int(cell_of(p, level)), index.levels[0])
+    return coarse_reach.cache_info().misses == before
 
 
 def place_scattered(index: RedisDriverIndex, count: int, seed: int,
@@ -406,7 +408,7 @@ def test_warm_up_computes_the_geometry_under_every_cell_holding_drivers(
         redis_client.zadd(stray, {"x": 0})     # not the index's: skipped, never a crash
     ours = place_scattered(index, 40, seed=1)
     theirs = place_scattered(other, 5, seed=2, centre=offset(CENTRE, 0, 60_000))
-    reach.cache_clear()
+    coarse_reach.cache_clear()
     coarse = {cell_of(p, index.levels[-1]) for p in ours}
     warmed = index.warm_up()
     assert warmed >= len(coarse)
@@ -418,7 +420,7 @@ def test_warm_up_reaches_as_far_past_the_drivers_as_searches_do(
         index: RedisDriverIndex) -> None:
     """A search's rings reach past the last driver by its radius: so does the warm-up."""
     [point] = place_scattered(index, 1, seed=5)
-    reach.cache_clear()
+    coarse_reach.cache_clear()
     index.warm_up(margin_m=3000)
     assert geometry_cached(index, [offset(point, 0, 2900), offset(point, -2900, 0)])
     assert not geometry_cached(index, [offset(point, 0, 9000)])
@@ -426,9 +428,9 @@ def test_warm_up_reaches_as_far_past_the_drivers_as_searches_do(
 
 def test_warm_up_stops_at_its_cell_budget(index: RedisDriverIndex) -> None:
     place_scattered(index, 40, seed=3)
-    reach.cache_clear()
-    assert index.warm_up(max_cells=3 * 57) == 3     # 57 cells under each: 1 + 7 + 49
-    assert reach.cache_info().currsize == 3 * 57
+    coarse_reach.cache_clear()
+    assert index.warm_up(max_cells=3 * 8) == 3     # 8 coarse cells cached under each: 1 + 7
+    assert coarse_reach.cache_info().currsize == 3 * 8
 
 
 def test_pings_inside_one_cell_rewrite_the_position_but_no_sorted_set(

@@ -14,7 +14,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 
 from core.products import Product
-from geo.cells import LatLng, cell_of, haversine_m, reach
+from geo.cells import LatLng, cell_of, coarse_reach, haversine_m
 from geo.index import DriverStatus, Outcome, PositionUpdate, RedisDriverIndex
 from simulations.rides import offset
 from tests.integration.test_driver_index import (
@@ -151,6 +151,6 @@ def test_warm_up_finds_the_cells_holding_drivers_on_every_node(cluster: RedisClu
     index = small_regions(cluster)
     points = place_scattered(index, 60, seed=4)
     assert len(nodes_holding(cluster, index, points)) >= 2
-    reach.cache_clear()
+    coarse_reach.cache_clear()
     index.warm_up()
     assert geometry_cached(index, points)

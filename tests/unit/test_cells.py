@@ -91,24 +91,45 @@ def test_the_flat_frame_is_refused_near_the_antimeridian_and_the_poles() -> None
         math.cos(math.radians(40.7)), rel=0.01)
 
 
-def test_cell_floor_holds_for_the_logical_parents_the_index_uses() -> None:
+def test_a_finest_cell_reaches_as_far_as_its_farthest_sibling_vertex() -> None:
+    """A finest cell's reach is its family's (`family_reach`): never short of its own farthest
+    vertex (pentagons and their neighbours too), and no more than a few percent past it but
+    in a pentagon's family (its siblings, distorted around it, reach ~25% farther)."""
+    rng = random.Random(2)
+    places = [(rng.uniform(-60, 60), rng.uniform(-179, 179)) for _ in range(300)]
+    places += [h3i.cell_to_latlng(p) for p in h3i.get_pentagons(2)]
+    for lat, lng in places:
+        for finest in (9, 10, 11):
+            for cell in h3i.grid_disk(h3i.latlng_to_cell(lat, lng, finest), 1):
+                clat, clng, far, _ = reach(cell, finest)
+                own = max(haversine_m(LatLng(clat, clng), LatLng(*v))
+                          for v in h3i.cell_to_boundary(cell))
+                assert own <= far, (cell, own, far)
+                if not h3i.is_pentagon(h3i.cell_to_center_child(h3i.cell_to_parent(cell))):
+                    assert far <= own * 1.03 + 1.0, (cell, own, far)
+
+
+# (a resolution-8 cell's ring walks 6 x 343 cells at finest 11: fewer points there)
+@pytest.mark.parametrize(("levels", "points"), [((10, 9, 8), 1000), ((11, 10, 9, 8), 250)])
+def test_cell_floor_holds_for_the_logical_parents_the_index_uses(
+        levels: tuple[int, ...], points: int) -> None:
     """The index files a driver under the parents of its finest cell, and H3 children spill a
     few percent past their parent's hexagon: a coarse cell's floor must still hold for every
     point whose finest cell descends from it. Each query sits just beyond its point, on the
     ray from the cell's centre, where a floor that ignored the spill would be too high."""
     rng = random.Random(1)
     spill = 0
-    for _ in range(1000):
+    for _ in range(points):
         point = LatLng(rng.uniform(-60, 60), rng.uniform(-170, 170))
-        fine = h3i.latlng_to_cell(point.lat, point.lng, 10)
-        for level in (10, 9, 8):
+        fine = h3i.latlng_to_cell(point.lat, point.lng, levels[0])
+        for level in levels:
             cell = h3i.cell_to_parent(fine, level)
             clat, clng = h3i.cell_to_latlng(cell)
             query = LatLng(point.lat + (point.lat - clat) * 0.05,
                            point.lng + (point.lng - clng) * 0.05)
-            assert haversine_m(query, point) >= cell_floor_m(query, cell, 10)
+            assert haversine_m(query, point) >= cell_floor_m(query, cell, levels[0])
             origin = h3i.grid_ring(cell, 1)[0]          # the point's cell is in its ring 1
-            ahead = _disk(origin, 0, 0, 10)          # ring 0, then ring 1 past it
+            ahead = _disk(origin, 0, 0, levels[0])   # ring 0, then ring 1 past it
             assert not ahead.clear_beyond(query, haversine_m(query, point))
             spill += cell != h3i.latlng_to_cell(point.lat, point.lng, level)
     assert spill > 0  # the sample does hold points outside their logical parent's hexagon

@@ -24,7 +24,15 @@ import redis.asyncio as aredis
 
 from benchmarks.baselines import geoadd_all
 from benchmarks.city import City, make_city, moved
-from benchmarks.report import Figure, bench_redis, bench_redis_url, header, show, sizes
+from benchmarks.report import (
+    Figure,
+    bench_redis,
+    bench_redis_url,
+    header,
+    new_index,
+    show,
+    sizes,
+)
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng
@@ -75,7 +83,7 @@ def feed_async(url: str, in_flight: int) -> Feed:
 def index_rate(client: redis.Redis, city: City, feed: Feed) -> float:
     """Pings/s over the timed rounds, after every driver went online and was placed."""
     client.flushdb()
-    index = RedisDriverIndex(client)
+    index = new_index(client)
     index.go_online_many([(d, Product.ECONOMY) for d in city.ids], now_ms=T0)
     points = city.points
     rounds = [batches(city, points, T0)]

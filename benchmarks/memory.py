@@ -9,10 +9,10 @@ import redis
 
 from benchmarks.baselines import geoadd_all
 from benchmarks.city import make_city
-from benchmarks.report import Figure, bench_redis, header, show, sizes
+from benchmarks.report import Figure, bench_redis, header, new_index, show, sizes
 from core.products import Product
 from core.settings import Settings
-from geo.index import PositionUpdate, RedisDriverIndex
+from geo.index import PositionUpdate
 
 T0 = 1_800_000_000_000
 
@@ -29,7 +29,7 @@ def main() -> None:
         city = make_city(n)
         client.flushdb()
         base = used(client)
-        index = RedisDriverIndex(client)
+        index = new_index(client)
         index.go_online_many([(d, Product.ECONOMY) for d in city.ids], now_ms=T0)
         updates = [PositionUpdate(d, p, T0) for d, p in zip(city.ids, city.points, strict=True)]
         for i in range(0, n, 10_000):

@@ -35,13 +35,14 @@ from benchmarks.report import (
     bench_redis_url,
     header,
     median,
+    new_index,
     percentile,
     show,
     sizes,
 )
 from core.products import Product
 from core.settings import Settings
-from geo.cells import LatLng, coarse_reach, family_reach
+from geo.cells import LatLng, coarse_reach, family_cache_clear
 from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex
 
 K, RADIUS_M = 10, 3000.0
@@ -52,12 +53,6 @@ TURNS = 6   # the single-client figures take turns (index, GEOSEARCH, PostGIS) i
 Run = Callable[[LatLng], object]   # one query against one of the three
 T0 = 1_800_000_000_000
 MIX = [Product.ECONOMY] * 7 + [Product.COMFORT] * 2 + [Product.XL]
-
-
-def new_index(client: redis.Redis) -> RedisDriverIndex:
-    """The index as the API builds it: search levels from the settings
-    (`H3_SEARCH_RESOLUTIONS`, default 10,9,8)."""
-    return RedisDriverIndex(client, levels=Settings().search_levels)
 
 
 def products(n: int) -> list[Product]:
@@ -186,7 +181,7 @@ def forget_geometry() -> None:
     """Empty the per-process cache of cell geometry (as in a process just started; the rest
     of what searches cache lives in each `RedisDriverIndex`, and a new one starts empty)."""
     coarse_reach.cache_clear()
-    family_reach.cache_clear()
+    family_cache_clear()
 
 
 def dsn(settings: Settings) -> str:

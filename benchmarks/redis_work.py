@@ -38,10 +38,9 @@ from benchmarks.nearby import (
     geosearch_run,
     index_run,
     load_redis,
-    new_index,
     products,
 )
-from benchmarks.report import Figure, bench_redis, header, show, sizes
+from benchmarks.report import Figure, bench_redis, header, new_index, show, sizes
 from core.settings import Settings
 from geo.cells import LatLng
 from geo.index import PositionUpdate, RedisDriverIndex

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import redis
 
 from core.settings import Settings
+from geo.index import RedisDriverIndex
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,9 @@ def bench_redis_url(settings: Settings) -> str:
 
 def bench_redis(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(bench_redis_url(settings))
+
+
+def new_index(client: redis.Redis) -> RedisDriverIndex:
+    """The index as the API builds it: its search levels from the settings
+    (`H3_SEARCH_RESOLUTIONS`)."""
+    return RedisDriverIndex(client, levels=Settings().search_levels)

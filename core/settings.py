@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     h3_index_resolution: int = Field(9, ge=5, le=12)
     h3_surge_resolution: int = Field(7, ge=3, le=10)
     h3_region_resolution: int = Field(3, ge=0, le=5)
-    h3_search_resolutions: str = Field("10,9,8", description="search levels, finest first")
+    h3_search_resolutions: str = Field("11,10,9,8", description="search levels, finest first")
     redis_key_prefix: str = "rh"
     redis_cluster: bool = Field(False, description="REDIS_URL is a node of a Redis Cluster")
     driver_ttl_s: float = Field(30.0, gt=0)

@@ -88,15 +88,26 @@ def reach(cell: int, finest: int) -> Reach:
     return lat, lng, family_reach(h3i.cell_to_parent(cell)), cell
 
 
-@lru_cache(maxsize=262_144)
+def family_cache_clear() -> None:
+    _family.cache_clear()
+
+
 def family_reach(parent: int) -> float:
     """The largest reach among `parent`'s children (each one's farthest vertex from its centre):
     a bound on each child's reach."""
-    far = 0.0
+    return _family(parent)[0]
+
+
+@lru_cache(maxsize=262_144)
+def _family(parent: int) -> tuple[float, float]:
+    """`family_reach`, then how far the children's centres lie from the parent's at most."""
+    plat, plng = h3i.cell_to_latlng(parent)
+    far = spread = 0.0
     for child in h3i.cell_to_children(parent):
         lat, lng = h3i.cell_to_latlng(child)
         far = max(far, _vertex_reach_m(lat, lng, h3i.cell_to_boundary(child)))
-    return far + REACH_SLACK_M
+        spread = max(spread, haversine_raw_m(plat, plng, lat, lng))
+    return far + REACH_SLACK_M, spread
 
 
 @lru_cache(maxsize=262_144)
@@ -106,9 +117,12 @@ def coarse_reach(cell: int, finest: int) -> Reach:
     levels three resolutions apart the cache holds 57 cells per coarsest cell, not 400."""
     lat, lng = h3i.cell_to_latlng(cell)
     resolution = h3i.get_resolution(cell)
+    if resolution + 1 >= finest:        # its children are finest cells: one family
+        far, spread = _family(cell)
+        return lat, lng, spread + far, cell
     far = 0.0
     for child in h3i.cell_to_children(cell, resolution + 1):
-        clat, clng, cfar, _ = reach(child, finest)
+        clat, clng, cfar, _ = coarse_reach(child, finest)
         far = max(far, haversine_raw_m(lat, lng, clat, clng) + cfar)
     return lat, lng, far, cell
 
@@ -120,6 +134,11 @@ def _vertex_reach_m(lat: float, lng: float, vertices: tuple[tuple[float, float],
     if abs(lat) > 80.0:
         return max(haversine_raw_m(lat, lng, vlat, vlng) for vlat, vlng in vertices)
     scale = math.cos(math.radians(lat))
+    # Away from the antimeridian a search cell's vertices do not wrap around; were one to,
+    # its unwrapped distance would only be longer: still a bound, if a loose one.
+    if -179.0 < lng < 179.0:
+        return max([math.hypot(vlat - lat, (vlng - lng) * scale)
+                    for vlat, vlng in vertices]) * M_PER_DEG * 1.01
     far2 = 0.0
     for vlat, vlng in vertices:
         dl = vlng - lng

@@ -460,7 +460,7 @@ class RedisDriverIndex:
         client: AnyRedis,
         *,
         resolution: int = 9,
-        levels: Sequence[int] = (10, 9, 8),
+        levels: Sequence[int] = (11, 10, 9, 8),
         region_resolution: int = 3,
         prefix: str = "rh",
         ttl_s: float = 30.0,

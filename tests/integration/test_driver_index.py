@@ -429,8 +429,9 @@ def test_warm_up_reaches_as_far_past_the_drivers_as_searches_do(
 def test_warm_up_stops_at_its_cell_budget(index: RedisDriverIndex) -> None:
     place_scattered(index, 40, seed=3)
     coarse_reach.cache_clear()
-    assert index.warm_up(max_cells=3 * 8) == 3     # 8 coarse cells cached under each: 1 + 7
-    assert coarse_reach.cache_info().currsize == 3 * 8
+    per_cell = 1 + 7 + 49      # coarse cells cached under each (levels 11,10,9,8): 8, 9, 10
+    assert index.warm_up(max_cells=3 * per_cell) == 3
+    assert coarse_reach.cache_info().currsize == 3 * per_cell
 
 
 def test_pings_inside_one_cell_rewrite_the_position_but_no_sorted_set(
@@ -439,7 +440,8 @@ def test_pings_inside_one_cell_rewrite_the_position_but_no_sorted_set(
     holds it with that score, so only its position record is rewritten."""
     driver = uuid.uuid4()
     index.go_online(driver, Product.ECONOMY, now_ms=T0)
-    track = [offset(CENTRE, 2 * i, 0) for i in range(6)]
+    corner = LatLng(*h3.cell_to_latlng(cell_of(CENTRE, index.levels[0])))   # mid-cell
+    track = [offset(corner, 2 * i, 0) for i in range(6)]
     assert len({cell_of(p, index.levels[0]) for p in track}) == 1
     index.ingest([PositionUpdate(driver, track[0], T0)])
     redis_client.config_resetstat()
@@ -448,7 +450,7 @@ def test_pings_inside_one_cell_rewrite_the_position_but_no_sorted_set(
             Outcome.APPLIED
     assert "cmdstat_zadd" not in redis_client.info("commandstats")
     assert_only_at(redis_client, index, driver, track[-1])
-    [found] = index.nearby(CENTRE, Product.ECONOMY, k=1, radius_m=100, now_ms=T0 + 5000)
+    [found] = index.nearby(corner, Product.ECONOMY, k=1, radius_m=100, now_ms=T0 + 5000)
     assert (found.driver_id, found.ts_ms) == (driver, T0 + 5000)
     assert found.point == track[-1]
 

@@ -39,7 +39,7 @@ def cluster() -> Iterator[RedisCluster]:
 
 def small_regions(client: RedisCluster) -> RedisDriverIndex:
     """Regions a few km wide (resolution 6), so a city's regions land on several nodes."""
-    return RedisDriverIndex(client, levels=(10, 9, 8), region_resolution=6, prefix="rc")
+    return RedisDriverIndex(client, levels=(11, 10, 9, 8), region_resolution=6, prefix="rc")
 
 
 def nodes_holding(client: RedisCluster, index: RedisDriverIndex, points: list[LatLng]) -> set[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -102,12 +102,11 @@ def family_reach(parent: int) -> float:
 def _family(parent: int) -> tuple[float, float]:
     """`family_reach`, then how far the children's centres lie from the parent's at most."""
     plat, plng = h3i.cell_to_latlng(parent)
-    far = spread = 0.0
-    for child in h3i.cell_to_children(parent):
-        lat, lng = h3i.cell_to_latlng(child)
-        far = max(far, _vertex_reach_m(lat, lng, h3i.cell_to_boundary(child)))
-        spread = max(spread, haversine_raw_m(plat, plng, lat, lng))
-    return far + REACH_SLACK_M, spread
+    children = h3i.cell_to_children(parent)
+    centres = [h3i.cell_to_latlng(child) for child in children]
+    far = max([_farthest_m(lat, lng, h3i.cell_to_boundary(child))
+               for child, (lat, lng) in zip(children, centres, strict=True)])
+    return far + REACH_SLACK_M, _farthest_m(plat, plng, centres)
 
 
 @lru_cache(maxsize=262_144)
@@ -120,32 +119,35 @@ def coarse_reach(cell: int, finest: int) -> Reach:
     if resolution + 1 >= finest:        # its children are finest cells: one family
         far, spread = _family(cell)
         return lat, lng, spread + far, cell
-    far = 0.0
-    for child in h3i.cell_to_children(cell, resolution + 1):
-        clat, clng, cfar, _ = coarse_reach(child, finest)
-        far = max(far, haversine_raw_m(lat, lng, clat, clng) + cfar)
+    kids = [coarse_reach(child, finest) for child in h3i.cell_to_children(cell, resolution + 1)]
+    far = _farthest_m(lat, lng, [kid[:2] for kid in kids], [kid[2] for kid in kids])
     return lat, lng, far, cell
 
 
-def _vertex_reach_m(lat: float, lng: float, vertices: tuple[tuple[float, float], ...]) -> float:
-    """The farthest vertex from (lat, lng): flat-earth over a cell's few km at most (off by
-    well under 1% below 80° of latitude, so 1% over is an upper bound); great-circle nearer
-    the poles."""
-    if abs(lat) > 80.0:
-        return max(haversine_raw_m(lat, lng, vlat, vlng) for vlat, vlng in vertices)
-    scale = math.cos(math.radians(lat))
-    # Away from the antimeridian a search cell's vertices do not wrap around; were one to,
-    # its unwrapped distance would only be longer: still a bound, if a loose one.
-    if -179.0 < lng < 179.0:
-        return max([math.hypot(vlat - lat, (vlng - lng) * scale)
-                    for vlat, vlng in vertices]) * M_PER_DEG * 1.01
-    far2 = 0.0
-    for vlat, vlng in vertices:
-        dl = vlng - lng
-        if not -180.0 <= dl <= 180.0:
-            dl -= math.copysign(360.0, dl)
-        far2 = max(far2, (vlat - lat) ** 2 + (dl * scale) ** 2)
-    return math.sqrt(far2) * M_PER_DEG * 1.01
+# A flat-earth distance (longitudes scaled by the cosine at the first point) is within 0.5% of
+# the great-circle one below 80 degrees of latitude over 20 km at most; 1% over bounds it.
+FLAT_OVER_M_PER_DEG = M_PER_DEG * 1.01
+FLAT_MAX_M = 20_000.0
+
+
+def _farthest_m(lat: float, lng: float, points: Sequence[tuple[float, float]],
+                plus: Sequence[float] | None = None) -> float:
+    """An upper bound on the largest distance from (lat, lng) to one of `points` (a cell's
+    vertices, or its children's centres), plus that point's `plus` if given: flat-earth, 1%
+    over, where that bounds it (below 80 degrees of latitude, away from the antimeridian,
+    within 20 km); great-circle elsewhere."""
+    dists: list[float] | None = None
+    if -80.0 <= lat <= 80.0 and -179.0 < lng < 179.0:
+        scale, hypot = math.cos(math.radians(lat)), math.hypot
+        dists = [hypot(plat - lat, (plng - lng) * scale) * FLAT_OVER_M_PER_DEG
+                 for plat, plng in points]
+        if max(dists) > FLAT_MAX_M:
+            dists = None
+    if dists is None:
+        dists = [haversine_raw_m(lat, lng, plat, plng) for plat, plng in points]
+    if plus is None:
+        return max(dists)
+    return max([d + p for d, p in zip(dists, plus, strict=True)])
 
 
 # Flat-earth distances at the pair's mean latitude stay within 0.1% of the great-circle

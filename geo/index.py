@@ -479,6 +479,7 @@ class RedisDriverIndex:
         if self.levels[0] - self.levels[-1] > MAX_LEVEL_SPAN:
             raise ValueError(f"search levels may span at most {MAX_LEVEL_SPAN} resolutions")
         self._hints: dict[int, float] = {}   # area -> how far its last search had to look
+        self._last_reach: float | None = None  # the last search's, anywhere: for a new area
         self._certain_m = [CERTAIN_EDGES * h3i.average_hexagon_edge_length(lvl, "m")
                            for lvl in self.levels[:-1]]
         self._known_regions: set[bytes] = set()
@@ -715,8 +716,9 @@ class RedisDriverIndex:
 
         Exact at every level; the level only sets the cost. A hint per coarse area remembers
         how far its last search had to look (the k-th distance, or the radius when fewer were
-        found; an area not seen yet takes its parent area's), and the search starts at the
-        finest level whose rings 0-2 can certify that far with a margin (`HINT_MARGIN`).
+        found; an area not seen yet takes its parent area's, else the last search's anywhere),
+        and the search starts at the finest level whose rings 0-2 can certify that far with a
+        margin (`HINT_MARGIN`).
         A level that cannot certify hands what it found to the next coarser one.
         """
         if not 0 < radius_m <= MAX_SEARCH_RADIUS_M:
@@ -728,7 +730,7 @@ class RedisDriverIndex:
                                       status, None, [])[0]
         area = parent_int(fine, self.levels[-1])
         wider = parent_int(area, self.levels[-1] - 1)
-        reach_m = self._hints.get(area, self._hints.get(wider))
+        reach_m = self._hints.get(area, self._hints.get(wider, self._last_reach))
         level = 0 if reach_m is None else next(
             (i for i, certain in enumerate(self._certain_m)
              if certain >= reach_m * HINT_MARGIN), coarsest)
@@ -742,7 +744,7 @@ class RedisDriverIndex:
             level += 1          # too sparse here for this level: a coarser one is cheaper
         if len(self._hints) >= HINT_CAPACITY:
             self._hints.clear()
-        self._hints[area] = self._hints[wider] = (
+        self._hints[area] = self._hints[wider] = self._last_reach = (
             found[-1].distance_m if len(found) >= k else radius_m)
         return found
 

@@ -24,6 +24,7 @@ from geo.index import (
     Outcome,
     PositionUpdate,
     RedisDriverIndex,
+    parent_int,
 )
 from simulations.rides import offset
 
@@ -306,6 +307,28 @@ def test_a_repeat_search_starts_at_the_level_that_suits_the_area(
     again = index.nearby(offset(CENTRE, 30, 30), Product.ECONOMY, k=10, radius_m=3000,
                          now_ms=T0)
     assert len(first) == len(again) == 10
+    assert first_trips >= 2 and len(trips) == 1
+
+
+def test_a_new_area_starts_where_the_last_search_had_to_look(
+        index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sparse city: the first search climbs from the finest level; a search in an area no
+    search has seen yet (another coarse cell, 20 km away) starts from the last search's reach
+    instead of the finest level, in one round trip."""
+    there = offset(CENTRE, 20_000, 0)
+    wider = index.levels[-1] - 1            # an area's hint also serves its parent area
+    assert parent_int(h3.str_to_int(cell_of(there, wider)), wider) != parent_int(
+        h3.str_to_int(cell_of(CENTRE, wider)), wider)
+    for origin in (CENTRE, there):
+        for i in range(12):
+            driver = uuid.uuid4()
+            index.go_online(driver, Product.ECONOMY, now_ms=T0)
+            index.ingest([PositionUpdate(driver, offset(origin, 700 + 60 * i, 300), T0)])
+    trips = count_round_trips(index, monkeypatch)
+    first = index.nearby(CENTRE, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
+    first_trips, trips[:] = len(trips), []
+    found = index.nearby(there, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
+    assert len(first) == len(found) == 10
     assert first_trips >= 2 and len(trips) == 1
 
 

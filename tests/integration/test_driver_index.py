@@ -24,7 +24,6 @@ from geo.index import (
     Outcome,
     PositionUpdate,
     RedisDriverIndex,
-    parent_int,
 )
 from simulations.rides import offset
 
@@ -293,21 +292,33 @@ def count_round_trips(index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) 
     return trips
 
 
+def place_sparse_line(index: RedisDriverIndex, origin: LatLng) -> None:
+    """12 drivers 60 m apart from 700 m east of `origin`: too sparse for the fine levels."""
+    for i in range(12):
+        driver = uuid.uuid4()
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        index.ingest([PositionUpdate(driver, offset(origin, 700 + 60 * i, 300), T0)])
+
+
+def round_trips_of_two_searches(index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch,
+                                first_at: LatLng, then_at: LatLng) -> tuple[int, int]:
+    """Round trips of a search at `first_at`, then of one at `then_at` (each finds 10)."""
+    trips = count_round_trips(index, monkeypatch)
+    first = index.nearby(first_at, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
+    first_trips, trips[:] = len(trips), []
+    then = index.nearby(then_at, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
+    assert len(first) == len(then) == 10
+    return first_trips, len(trips)
+
+
 def test_a_repeat_search_starts_at_the_level_that_suits_the_area(
         index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sparse drivers: the first search fails at the fine levels and climbs (several round
     trips); the area's hint sends the next search there at once (one round trip)."""
-    for i in range(12):
-        driver = uuid.uuid4()
-        index.go_online(driver, Product.ECONOMY, now_ms=T0)
-        index.ingest([PositionUpdate(driver, offset(CENTRE, 700 + 60 * i, 300), T0)])
-    trips = count_round_trips(index, monkeypatch)
-    first = index.nearby(CENTRE, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
-    first_trips, trips[:] = len(trips), []
-    again = index.nearby(offset(CENTRE, 30, 30), Product.ECONOMY, k=10, radius_m=3000,
-                         now_ms=T0)
-    assert len(first) == len(again) == 10
-    assert first_trips >= 2 and len(trips) == 1
+    place_sparse_line(index, CENTRE)
+    first, then = round_trips_of_two_searches(index, monkeypatch, CENTRE,
+                                              offset(CENTRE, 30, 30))
+    assert first >= 2 and then == 1
 
 
 def test_a_new_area_starts_where_the_last_search_had_to_look(
@@ -317,19 +328,11 @@ def test_a_new_area_starts_where_the_last_search_had_to_look(
     instead of the finest level, in one round trip."""
     there = offset(CENTRE, 20_000, 0)
     wider = index.levels[-1] - 1            # an area's hint also serves its parent area
-    assert parent_int(h3.str_to_int(cell_of(there, wider)), wider) != parent_int(
-        h3.str_to_int(cell_of(CENTRE, wider)), wider)
-    for origin in (CENTRE, there):
-        for i in range(12):
-            driver = uuid.uuid4()
-            index.go_online(driver, Product.ECONOMY, now_ms=T0)
-            index.ingest([PositionUpdate(driver, offset(origin, 700 + 60 * i, 300), T0)])
-    trips = count_round_trips(index, monkeypatch)
-    first = index.nearby(CENTRE, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
-    first_trips, trips[:] = len(trips), []
-    found = index.nearby(there, Product.ECONOMY, k=10, radius_m=3000, now_ms=T0)
-    assert len(first) == len(found) == 10
-    assert first_trips >= 2 and len(trips) == 1
+    assert cell_of(there, wider) != cell_of(CENTRE, wider)
+    place_sparse_line(index, CENTRE)
+    place_sparse_line(index, there)
+    first, then = round_trips_of_two_searches(index, monkeypatch, CENTRE, there)
+    assert first >= 2 and then == 1
 
 
 def test_a_query_a_little_sparser_than_its_area_takes_one_round_trip(

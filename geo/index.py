@@ -57,7 +57,7 @@ from geo.cells import (
 
 DIRECTORY_SHARDS = 64
 HINT_CAPACITY = 200_000
-WARM_CELLS = 200_000    # at most this many coarse cells' geometry at start-up (cache: 262,144)
+WARM_CELLS = 200_000    # at most this many cells' geometry cached at start-up (cache: 262,144)
 # Rings 0-2 of a level certify answers out to ~2.5 edges from the query (ring 3's floor).
 CERTAIN_EDGES = 2.5
 MAX_SEARCH_RADIUS_M = 50_000.0  # a city-scale search; wider ones belong to another tool
@@ -811,11 +811,11 @@ class RedisDriverIndex:
     # -- start-up ---------------------------------------------------------------------------
     def warm_up(self, *, margin_m: float = 5_000.0, max_cells: int = WARM_CELLS) -> int:
         """Compute the search geometry (`geo.cells.coarse_reach`: centre and reach of every
-        cell at every search level but the finest, whose cells cost one boundary each and are
-        computed as searches meet them) before the first query, under the coarse cells that
-        hold drivers
-        and those within `margin_m` of them (a search's rings reach that far past the drivers:
-        pass the widest radius searched). A process just started would otherwise pay for it
+        cell at every search level but the finest, whose cells take the reach of their family,
+        computed here with their parents, and cost a centre each as searches meet them) before
+        the first query, under the coarse cells that hold drivers and those within `margin_m`
+        of them (a search's rings reach that far past the drivers: pass the widest radius
+        searched). A process just started would otherwise pay for it
         inside its first searches (README, Performance: the "fresh process" lines).
         One SCAN of the index's sorted sets finds the coarse cells; the nearest are warmed
         first, and it stops before `max_cells` cells. Returns how many coarse cells it warmed."""

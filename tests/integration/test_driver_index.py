@@ -460,6 +460,25 @@ def test_warm_up_stops_at_its_cell_budget(index: RedisDriverIndex) -> None:
     assert coarse_reach.cache_info().currsize == 3 * per_cell
 
 
+def test_a_finer_finest_level_refiles_each_driver_at_its_next_ping(
+        redis_client: redis.Redis) -> None:
+    """Search levels 10,9,8 -> 11,10,9,8 (the same coarsest level, so the same sets): a
+    driver filed under the old layout is re-filed by its next ping, once, and found exactly."""
+    old = RedisDriverIndex(redis_client, levels=(10, 9, 8), prefix="lv")
+    new = RedisDriverIndex(redis_client, levels=(11, 10, 9, 8), prefix="lv")
+    driver = uuid.uuid4()
+    old.go_online(driver, Product.ECONOMY, now_ms=T0)
+    old.ingest([PositionUpdate(driver, CENTRE, T0)])
+    assert_only_at(redis_client, old, driver, CENTRE)
+    moved = offset(CENTRE, 5, 5)
+    assert new.ingest([PositionUpdate(driver, moved, T0 + 1000)])[0].outcome is Outcome.APPLIED
+    assert_only_at(redis_client, new, driver, moved)
+    for level in range(len(new.levels)):
+        [found] = new.nearby(offset(CENTRE, 40, 0), Product.ECONOMY, k=3, radius_m=500,
+                             now_ms=T0 + 1000, level=level)
+        assert found.driver_id == driver and found.point == moved
+
+
 def test_pings_inside_one_cell_rewrite_the_position_but_no_sorted_set(
         index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     """A driver waiting at a corner pings the same cell over and over: its sorted set already

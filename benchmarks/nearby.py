@@ -42,7 +42,7 @@ from benchmarks.report import (
 )
 from core.products import Product
 from core.settings import Settings
-from geo.cells import LatLng, coarse_reach, family_cache_clear
+from geo.cells import LatLng, forget_geometry
 from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex
 
 K, RADIUS_M = 10, 3000.0
@@ -175,13 +175,6 @@ def knn_run(cur: psycopg2.extensions.cursor) -> Run:
         cur.execute("EXECUTE knn(%s, %s)", (q.lng, q.lat))
         return cur.fetchall()
     return run
-
-
-def forget_geometry() -> None:
-    """Empty the per-process cache of cell geometry (as in a process just started; the rest
-    of what searches cache lives in each `RedisDriverIndex`, and a new one starts empty)."""
-    coarse_reach.cache_clear()
-    family_cache_clear()
 
 
 def dsn(settings: Settings) -> str:

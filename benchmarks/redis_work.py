@@ -31,15 +31,7 @@ import redis
 
 from benchmarks.city import City, make_city, moved, query_points
 from benchmarks.ingest import BATCH, PING_EVERY_MS
-from benchmarks.nearby import (
-    RADIUS_M,
-    T0,
-    K,
-    geosearch_run,
-    index_run,
-    load_redis,
-    products,
-)
+from benchmarks.nearby import RADIUS_M, T0, K, geosearch_run, index_run, load_redis, products
 from benchmarks.report import Figure, bench_redis, header, new_index, show, sizes
 from core.settings import Settings
 from geo.cells import LatLng

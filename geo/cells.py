@@ -88,7 +88,9 @@ def reach(cell: int, finest: int) -> Reach:
     return lat, lng, family_reach(h3i.cell_to_parent(cell)), cell
 
 
-def family_cache_clear() -> None:
+def forget_geometry() -> None:
+    """Empty this process's caches of cell geometry (as in a process just started)."""
+    coarse_reach.cache_clear()
     _family.cache_clear()
 
 

@@ -181,8 +181,10 @@ def dsn(settings: Settings) -> str:
     return settings.database_url.replace("postgresql+psycopg2://", "postgresql://")
 
 
-def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatLng]) -> float:
-    """Load n drivers everywhere, print the figures; returns the index's cost per query (us)."""
+def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatLng],
+             ping_us: float) -> float:
+    """Load n drivers everywhere, print the figures; returns the index's cost per query (us).
+    `ping_us`: one Redis round trip alone (`round_trips`), for the line on where time goes."""
     city, kinds = make_city(n), products(n)
     client.flushdb()
     index = load_redis(client, city, kinds)
@@ -207,8 +209,11 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
         ours(q)
     found = [ours(q) for q in queries[:200]]
     _check_same(found, queries[:200], cur)
+    script_before = script_usec(client)
     (ours_qps, ours_lat), (geo_qps, geo_lat), (pg_qps, pg_lat) = measure_turns(
         queries, [ours, geosearch, knn])
+    # measure_turns runs each of the three over 100 queries first, then over all of them
+    script_us = (script_usec(client) - script_before) / (len(queries) + min(100, len(queries)))
     print(f" {n:,} drivers (mean {sum(len(f) for f in found) / len(found):.1f} results)")
     show(Figure("index queries/s", ours_qps, "q/s", "GEOSEARCH BYRADIUS ... COUNT 10 ASC",
                 geo_qps, target=">= 10x at 100k"))
@@ -220,6 +225,8 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
                 percentile(geo_lat, 0.99), False, target="index p99 <= 2000 us"))
     show(Figure("index p99", percentile(ours_lat, 0.99), "us", "PostGIS p99",
                 percentile(pg_lat, 0.99), False))
+    where_time_goes(1e6 / ours_qps, script_us, ping_us, 1e6 / pg_qps,
+                    knn_execution_us(cur, queries[:200]))
     show(Figure("fresh, no warm-up: index queries/s", cold_qps, "q/s", "PostGIS KNN", pg_qps))
     show(Figure("fresh, no warm-up: index p99", percentile(cold_lat, 0.99), "us",
                 "PostGIS p99", percentile(pg_lat, 0.99), False))
@@ -258,16 +265,17 @@ def main() -> None:
     queries = query_points(QUERIES)
     header(f"Nearby: K={K}, {RADIUS_M / 1000:.0f} km, available economy; {QUERIES} queries, "
            "one client")
-    round_trips(settings, client)
-    per_query_us = {n: run_size(settings, client, n, queries) for n in sizes()}
+    ping_us = round_trips(settings, client)
+    per_query_us = {n: run_size(settings, client, n, queries, ping_us) for n in sizes()}
     if 100_000 in per_query_us and 1_000_000 in per_query_us:
         show(Figure("per-query cost at 1M", per_query_us[1_000_000], "us", "at 100k",
                     per_query_us[100_000], False, target="<= 1.5x"))
     client.flushdb()
 
 
-def round_trips(settings: Settings, client: redis.Redis) -> None:
-    """What one round trip alone costs here: every query of all three pays one."""
+def round_trips(settings: Settings, client: redis.Redis) -> float:
+    """What one round trip alone costs here: every query of all three pays one. Returns the
+    Redis PING's p50 (us)."""
     pg = psycopg2.connect(dsn(settings))
     cur = pg.cursor()
 
@@ -281,6 +289,38 @@ def round_trips(settings: Settings, client: redis.Redis) -> None:
     pg.close()
     print(f"  one round trip alone, p50: Redis PING {median(ping):.0f} us (redis-py), "
           f"PostgreSQL SELECT 1 {median(select):.0f} us (psycopg2)")
+    return median(ping)
+
+
+def script_usec(client: redis.Redis) -> int:
+    """Microseconds Redis has spent running scripts by SHA (INFO commandstats, server-wide;
+    only the index's searches run scripts while the figures are measured)."""
+    stats = client.info("commandstats").get("cmdstat_evalsha")
+    return int(stats["usec"]) if stats else 0
+
+
+def knn_execution_us(cur: psycopg2.extensions.cursor, queries: list[LatLng]) -> float:
+    """Mean time PostgreSQL spends executing the prepared KNN (EXPLAIN ANALYZE, without
+    per-node timing), over `queries`."""
+    total_ms = 0.0
+    for q in queries:
+        cur.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) EXECUTE knn(%s, %s)",
+                    (q.lng, q.lat))
+        total_ms += cur.fetchone()[0][0]["Execution Time"]
+    return total_ms * 1000 / len(queries)
+
+
+def where_time_goes(ours_us: float, script_us: float, ping_us: float, pg_us: float,
+                    pg_exec_us: float) -> None:
+    """Each side's mean query split into the server's own work and the rest (round trip and
+    client), and what 2x PostGIS would leave the index: a query cannot take less than its
+    search script plus one round trip."""
+    print(f"  where a query's time goes (means): index {ours_us:.0f} us = search script in "
+          f"Redis {script_us:.0f} + round trip and client {ours_us - script_us:.0f}; PostGIS "
+          f"{pg_us:.0f} us = KNN executing in PostgreSQL {pg_exec_us:.0f} + round trip and "
+          f"client {pg_us - pg_exec_us:.0f}")
+    print(f"  (2x PostGIS needs {pg_us / 2:.0f} us per index query; its search script plus one "
+          f"Redis PING round trip take {script_us + ping_us:.0f} us)")
 
 
 def _check_same(found: list, queries: list[LatLng], cur: object) -> None:

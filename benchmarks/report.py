@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import redis
 
+from app.container import make_index
 from core.settings import Settings
 from geo.index import RedisDriverIndex
 
@@ -62,6 +63,6 @@ def bench_redis(settings: Settings) -> redis.Redis:
 
 
 def new_index(client: redis.Redis) -> RedisDriverIndex:
-    """The index as the API builds it: its search levels from the settings
-    (`H3_SEARCH_RESOLUTIONS`)."""
-    return RedisDriverIndex(client, levels=Settings().search_levels)
+    """The index as the API builds it (`app.container.make_index`), from the settings: e.g.
+    `H3_SEARCH_RESOLUTIONS` picks its search levels."""
+    return make_index(client, Settings())

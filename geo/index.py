@@ -8,8 +8,9 @@ Drivers' directory records live in `DIRECTORY_SHARDS` hashes tagged `{sNN}`.
 - `P:{R}:z:<prod>:<B>`     sorted set of the drivers in bucket B (their cell at the coarsest
                            search level), scored by the digits of their finest H3 cell below
                            R: every search cell is one score range of one set
-- `P:{R}:at`               hash driver -> position, time, product, status, heading; status 0
-                           is a tombstone of a driver that left R
+- `P:{R}:at`               hash driver -> position, ping time, product, status, heading, score,
+                           arrival time (freshness); status 0 is a tombstone of a driver that
+                           left R
 - `P:regions`              set of regions seen (for the sweeper)
 A batch of pings costs two round trips: one claim script per directory shard (serialising
 each driver's pings by time), then one place script per region that re-scores each driver
@@ -69,7 +70,7 @@ HINT_MARGIN = 1.3
 DIRECTORY = struct.Struct("<dddBBhBdd15s")
 CLAIM_IN = struct.Struct("<16sdddh15s")
 CLAIM_OUT = struct.Struct("<BBBB15s")
-PLACE_IN = struct.Struct("<16sdddBBhd")   # id, then the `at` record: see place.lua
+PLACE_IN = struct.Struct("<16sdddBBhdd")   # id, then the `at` record: see place.lua
 EVICT_IN = struct.Struct("<16sd")
 SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
@@ -581,9 +582,15 @@ class RedisDriverIndex:
         )
 
     # -- pings ------------------------------------------------------------------------------
-    def ingest(self, updates: Sequence[PositionUpdate]) -> list[IngestResult]:
-        """Apply one newest position per driver; two pipelined round trips for the batch."""
-        plan = self._ingest_plan(updates, (), 0)
+    def ingest(self, updates: Sequence[PositionUpdate], *,
+               now_ms: int | None = None) -> list[IngestResult]:
+        """Apply one newest position per driver; two pipelined round trips for the batch.
+
+        `now_ms` is when the pings arrived, on the server's clock: a driver stays in search
+        until `ttl_s` after it, whatever the phone's clock said in `ts_ms` (which orders a
+        driver's pings). None takes each ping's own time (replays of recorded pings, tests).
+        """
+        plan = self._ingest_plan(updates, (), now_ms)
         try:
             calls = next(plan)
             while True:
@@ -592,12 +599,16 @@ class RedisDriverIndex:
             return done.value.results  # type: ignore[no-any-return]
 
     async def ingest_async(self, updates: Sequence[PositionUpdate], aclient: AnyAsyncRedis, *,
-                           charge: Sequence[uuid.UUID] = (), now_ms: int = 0) -> Ingested:
+                           charge: Sequence[uuid.UUID] = (),
+                           now_ms: int | None = None) -> Ingested:
         """`ingest` on an asyncio Redis client (the HTTP ping path: no thread per request).
 
         Each driver in `charge` first takes a token from its bucket (`rate_per_s`,
-        `rate_burst`), in the same script as the claim; a denied driver's pings are skipped.
+        `rate_burst`), in the same script as the claim, on the clock of `now_ms` (then
+        required); a denied driver's pings are skipped.
         """
+        if charge and now_ms is None:
+            raise ValueError("charging rate limits needs now_ms")
         plan = self._ingest_plan(updates, charge, now_ms)
         try:
             calls = next(plan)
@@ -607,7 +618,7 @@ class RedisDriverIndex:
             return done.value  # type: ignore[no-any-return]
 
     def _ingest_plan(self, updates: Sequence[PositionUpdate], charge: Sequence[uuid.UUID],
-                     now_ms: int) -> IngestPlan:
+                     now_ms: int | None) -> IngestPlan:
         """The ingest logic without I/O: yields each round trip's calls, receives the replies."""
         charges: dict[int, list[bytes]] = defaultdict(list)
         for driver in charge:
@@ -628,7 +639,7 @@ class RedisDriverIndex:
             shards.setdefault(shard, [])
         replies = yield [("claim", [self._shard_keys[shard], self._stream_keys[shard]],
                           [b"".join(records[i] for i in members), self.max_speed_mps,
-                           self.sample_ms, self.rate_per_s, self.rate_burst, now_ms,
+                           self.sample_ms, self.rate_per_s, self.rate_burst, now_ms or 0,
                            b"".join(charges.get(shard, ())), self.sample_backlog])
                          for shard, members in shards.items()]
         outcomes: list[tuple[int, int, int, int, bytes]] = [(0, 0, 0, 0, NO_REGION)] * len(updates)
@@ -650,7 +661,7 @@ class RedisDriverIndex:
             if outcome is Outcome.APPLIED:
                 last_place[member] = (region, PLACE_IN.pack(
                     member, u.point.lat, u.point.lng, u.ts_ms, pcode, status, u.heading_deg,
-                    score))
+                    score, u.ts_ms if now_ms is None else now_ms))
             elif outcome is Outcome.IMPOSSIBLE:
                 evictions[region].append(EVICT_IN.pack(member, u.ts_ms))
             if old != NO_REGION and old != region and outcome in (Outcome.APPLIED,

@@ -16,14 +16,14 @@ for i = 1, n do
   local cts, cprod, cst, cscore = -1, 0, GONE, 0
   if cur then
     local _
-    _, _, cts, cprod, cst, _, cscore = struct.unpack(RECORD, cur)
+    _, _, cts, cprod, cst, _, cscore = struct.unpack(HEAD, cur)
   end
   if cts < ts then
     if cst ~= GONE then
       redis.call('ZREM', bucket_key(p, cprod, cscore, div), id)
       removed = removed + 1
     end
-    local tomb = struct.pack(RECORD, 0, 0, ts, 0, GONE, -1, 0)
+    local tomb = struct.pack(HEAD, 0, 0, ts, 0, GONE, -1, 0)
     latest[id] = tomb
     ats[#ats + 1] = id
     ats[#ats + 1] = tomb

@@ -1,7 +1,11 @@
 -- Shared by the region scripts (prepended to each): the `at` record and batched reads/writes.
--- `at` maps driver -> '<dddBBhd' lat, lng, ts, product, status, heading, score: where and
--- how the driver is in this region; the position lives once, here. Status 0 marks a
--- tombstone: the driver left the region at ts, and nothing older may place it again.
+-- `at` maps driver -> '<dddBBhdd' lat, lng, ts, product, status, heading, score, seen: where
+-- and how the driver is in this region; the position lives once, here. ts is the ping's
+-- recorded time (the phone's clock: it orders a driver's pings), seen the server's time when
+-- the ping arrived (freshness: a driver silent for the TTL leaves search, whatever its phone's
+-- clock says). Records written before `seen` existed end after score (36 bytes): their seen
+-- is ts. Status 0 marks a tombstone (36 bytes): the driver left the region at ts, and nothing
+-- older may place it again.
 -- `z:<product>:<bucket>` is a sorted set of drivers scored by the digits of their finest H3
 -- cell below the region; a bucket is a cell of the coarsest search level (score / div), so
 -- every search cell is a contiguous score range of one small set.
@@ -11,7 +15,15 @@ local at = KEYS[1]
 local p = string.sub(at, 1, -4)
 local CHUNK = 500
 local GONE = 0
-local RECORD = '<dddBBhd'
+local RECORD = '<dddBBhdd'
+local HEAD = '<dddBBhd'   -- a record without `seen`: a tombstone, or one written before it
+local HEAD_SIZE = 36
+
+-- A record's seen time: ts where the record has none.
+local function seen_of(record, ts)
+  if #record > HEAD_SIZE then return (struct.unpack('<d', record, HEAD_SIZE + 1)) end
+  return ts
+end
 
 local key_cache = {}   -- product -> bucket -> key, for this call
 

@@ -1,7 +1,9 @@
 -- K nearest fresh drivers with a wanted status inside one region, best cell first.
 -- KEYS[1] the region's `at` key (its other keys share the hash tag).
 -- ARGV: product, query, cells
---   query: '<ddddHB' lat, lng, limit_m, the oldest fresh ts_ms, k and the wanted status
+--   query: '<ddddHB' lat, lng, limit_m, the oldest fresh seen time (ms), k and the wanted
+--   status. Freshness is by the `at` record's seen time, the server's when the ping arrived
+--   (by ts, the ping's recorded time, for records written before seen existed: 36 bytes).
 --   cells: one record per cell, sorted by its first field: '<d' a lower bound on the distance
 --   from the query to any point of the cell, then three length-prefixed decimal texts
 --   ('Bc0'): the cell's bucket (its coarsest-level ancestor, whose sorted set holds it) and
@@ -71,8 +73,10 @@ local function read_waiting()
         local dy, dx = lat - lat0d, dl * screen_cos
         if dx * dx + dy * dy <= screen then
           local ts, _, st, hdg = unpack_entry('<dBBh', record, 17)
-          if st == want and ts >= fresh_after then
-            keep(waiting[first + j - 1], lat, lng, ts, hdg)
+          if st == want then
+            local seen = ts
+            if #record > 36 then seen = unpack_entry('<d', record, 37) end
+            if seen >= fresh_after then keep(waiting[first + j - 1], lat, lng, ts, hdg) end
           end
         end
       end

@@ -110,3 +110,20 @@ def test_nearby_can_be_bounded_by_eta(client: TestClient, clock: FakeClock,
     assert 100 < reach < 2000
     bounded = client.get("/v1/drivers/nearby", params={**params, "max_eta_s": 60}).json()
     assert len(bounded["cars"]) == 1
+
+
+def test_a_phone_with_a_wrong_clock_is_seen_while_it_pings_and_not_after(
+        client: TestClient, clock: FakeClock, resources: Resources) -> None:
+    """Freshness follows when pings arrive: a phone 40 s slow is on the map (its age as the
+    phone says), a phone 20 s fast leaves it `DRIVER_TTL_S` after its last ping arrived."""
+    slow, fast = new_driver(client), new_driver(client)
+    for driver, lat, skew in ((slow, 40.7585, -40), (fast, 40.7590, 20)):
+        client.put("/v1/drivers/me/status", json={"status": "online"},
+                   headers=bearer(driver["token"]))
+        reply = post(client, driver, [ping(lat, -73.9855, clock.now() + timedelta(seconds=skew))])
+        assert reply.json()["position_updated"] is True
+    params = {"lat": 40.758, "lng": -73.9855}
+    cars = client.get("/v1/drivers/nearby", params=params).json()["cars"]
+    assert [car["location_age_s"] for car in cars] == [40.0, 0.0]
+    clock.advance(resources.settings.driver_ttl_s + 1)
+    assert client.get("/v1/drivers/nearby", params=params).json()["cars"] == []

@@ -215,6 +215,66 @@ def test_silent_drivers_vanish_from_search_after_the_ttl_and_are_swept(
     assert filed_under(redis_client, index, driver) == []
 
 
+def test_freshness_follows_when_pings_arrive_not_the_phones_clock(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """A phone whose clock runs 20 s fast stays in search for the TTL after its last ping
+    arrives, not 20 s longer; one running 40 s slow is in search at all (before, its pings were
+    accepted and it never was). The location age stays the phone's own; a status change keeps
+    the arrival time."""
+    fast, slow = uuid.uuid4(), uuid.uuid4()
+    for driver in (fast, slow):
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(fast, CENTRE, T0 + 20_000),
+                  PositionUpdate(slow, offset(CENTRE, 40, 0), T0 - 40_000)], now_ms=T0)
+
+    def search(now_ms: int) -> dict[uuid.UUID, float]:
+        found = index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=1000, now_ms=now_ms)
+        return {d.driver_id: d.age_s(now_ms) for d in found}
+
+    assert search(T0) == {fast: 0.0, slow: 40.0}
+    assert index.set_status(fast, DriverStatus.OFFERED)
+    assert index.set_status(fast, DriverStatus.AVAILABLE)
+    ttl_ms = index.ttl_ms
+    assert set(search(T0 + ttl_ms)) == {fast, slow}
+    assert search(T0 + ttl_ms + 1) == {}
+    assert index.sweep(now_ms=T0 + ttl_ms - 1) == 0
+    assert index.sweep(now_ms=T0 + ttl_ms + 1000) == 2
+    assert filed_under(redis_client, index, fast) == filed_under(redis_client, index, slow) == []
+
+
+def test_records_written_before_arrival_times_are_read_by_their_ping_time(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """An `at` record of the layout before `seen` (36 bytes, as a running index holds during
+    a rolling deploy) is searched, re-statused and swept by its ping time, and the driver's
+    next ping rewrites it in the new layout."""
+    old, new = uuid.uuid4(), uuid.uuid4()
+    for driver in (old, new):
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(old, CENTRE, T0), PositionUpdate(new, offset(CENTRE, 30, 0), T0)],
+                 now_ms=T0 + 10_000)
+    at = index.region_at(index.region_of(cell_of(CENTRE, index.levels[0])))
+    record = redis_client.hget(at, old.bytes)
+    assert record is not None and len(record) == 44
+    redis_client.hset(at, old.bytes, record[:36])
+
+    def search(now_ms: int) -> list[uuid.UUID]:
+        found = index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=1000, now_ms=now_ms)
+        return [d.driver_id for d in found]
+
+    assert index.set_status(old, DriverStatus.OFFERED)
+    assert index.set_status(old, DriverStatus.AVAILABLE)
+    assert len(redis_client.hget(at, old.bytes) or b"") == 36
+    ttl_ms = index.ttl_ms
+    assert search(T0 + ttl_ms) == [old, new]
+    assert search(T0 + ttl_ms + 1) == [new]             # the old record: its ping time
+    assert index.sweep(now_ms=T0 + ttl_ms + 1) == 1
+    assert filed_under(redis_client, index, old) == []
+    later = T0 + ttl_ms + 2000
+    index.ingest([PositionUpdate(old, CENTRE, later)], now_ms=later)
+    assert len(redis_client.hget(at, old.bytes) or b"") == 44
+    assert search(later) == [old, new]
+
+
 def test_going_offline_removes_the_driver_immediately(
         index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     driver = uuid.uuid4()
@@ -384,7 +444,7 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
 
     def place(prefix: str, cell: str, ts: int) -> None:
         score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
-        record = PLACE_IN.pack(driver.bytes, CENTRE.lat, CENTRE.lng, ts, 0, 1, -1, score)
+        record = PLACE_IN.pack(driver.bytes, CENTRE.lat, CENTRE.lng, ts, 0, 1, -1, score, ts)
         index._run("place", keys=[f"{prefix}:at"], args=[index._bucket_div, record])
 
     def evict(prefix: str, ts: int) -> None:

@@ -72,11 +72,15 @@ local function read_waiting()
         if dl > 180 then dl = dl - 360 elseif dl < -180 then dl = dl + 360 end
         local dy, dx = lat - lat0d, dl * screen_cos
         if dx * dx + dy * dy <= screen then
-          local ts, _, st, hdg = unpack_entry('<dBBh', record, 17)
-          if st == want then
-            local seen = ts
-            if #record > 36 then seen = unpack_entry('<d', record, 37) end
-            if seen >= fresh_after then keep(waiting[first + j - 1], lat, lng, ts, hdg) end
+          local ts, st, hdg, seen, _
+          if #record > 36 then
+            ts, _, st, hdg, _, seen = unpack_entry('<dBBhdd', record, 17)
+          else
+            ts, _, st, hdg = unpack_entry('<dBBh', record, 17)
+            seen = ts
+          end
+          if st == want and seen >= fresh_after then
+            keep(waiting[first + j - 1], lat, lng, ts, hdg)
           end
         end
       end

@@ -52,8 +52,11 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> None:
         _loop("relay", relay.run_once, settings.relay_poll_s, stop),
         _loop("locations", samples.run_once, settings.relay_poll_s, stop),
         _loop("analytics", lambda: consumer.poll_once(500), 0.0, stop),
-        _loop("sweeper", lambda: res.index.sweep(now_ms=to_ms(res.clock.now())) and False,
+        _loop("sweeper", lambda: res.index.sweep_cells(now_ms=to_ms(res.clock.now())) and False,
               settings.sweep_every_s, stop),
+        _loop("idle-sweeper",
+              lambda: res.index.sweep_idle(now_ms=to_ms(res.clock.now())) and False,
+              settings.sweep_idle_every_s, stop),
     ]
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,6 +1,9 @@
 """Redis's own work, in instructions counted by callgrind: per nearby query (the index's search
-script vs GEOSEARCH, over the same queries of the same city) and per ping (the index's claim
-and place scripts vs a pipelined GEOADD of the same pings).
+script vs GEOSEARCH, over the same queries of the same city), per ping (the index's claim
+and place scripts vs a pipelined GEOADD of the same pings), and per driver for one pass of
+each sweep (of the cells, every `SWEEP_EVERY_S`; of the directory for idle drivers, every
+`SWEEP_IDLE_EVERY_S`) that finds nothing to remove, the steady state, vs a bare `HSCAN` pass
+over the same hashes: the least any sweep that visits every driver does.
 
 Run: `python -m benchmarks.redis_work` (BENCH_SIZES; needs valgrind: `apt-get install
 valgrind`). Wall-clock figures on a shared 2-core machine move by +-15% from run to run; an
@@ -35,7 +38,7 @@ from benchmarks.nearby import RADIUS_M, T0, K, geosearch_run, index_run, load_re
 from benchmarks.report import Figure, bench_redis, header, new_index, show, sizes
 from core.settings import Settings
 from geo.cells import LatLng
-from geo.index import PositionUpdate, RedisDriverIndex
+from geo.index import SWEEP_BATCH, PositionUpdate, RedisDriverIndex
 
 WARM_QUERIES = 1000
 # GEOSEARCH in the dense centre of a 1M city takes ~60 ms, ~50x that under callgrind.
@@ -132,10 +135,36 @@ def per_ping(counted: CountedRedis, index: RedisDriverIndex, city: City) -> tupl
     return ours / pings, counted.count(geoadd) / pings
 
 
+def per_swept_driver(counted: CountedRedis, index: RedisDriverIndex,
+                     drivers: int) -> list[tuple[str, float, float]]:
+    """Instructions per online driver for one pass of each sweep that finds nothing to remove
+    (every driver pinged within the TTL, none idle), and for a bare HSCAN pass over the same
+    hashes with the same COUNT."""
+    now_ms = T0 + 2 * PING_EVERY_MS
+    passes = [
+        ("sweep of the cells", index.region_keys(),
+         lambda: index.sweep_cells(now_ms=now_ms)),
+        ("idle sweep of the directory", index.directory_keys,
+         lambda: index.sweep_idle(now_ms=now_ms)),
+    ]
+    figures = []
+    for name, keys, sweep in passes:
+        def scan(keys: list[str] = keys) -> None:
+            for key in keys:
+                cursor = 0
+                while True:
+                    cursor, _ = counted.client.hscan(key, cursor, count=SWEEP_BATCH)
+                    if cursor == 0:
+                        break
+
+        figures.append((name, counted.count(sweep) / drivers, counted.count(scan) / drivers))
+    return figures
+
+
 def main() -> None:
     header(f"Redis work per nearby query (K={K}, {RADIUS_M / 1000:.0f} km, available economy) "
-           f"and per ping (80 m moves, {PINGS:,} drivers x 2 rounds): instructions in "
-           "redis-server, counted by callgrind")
+           f"and per ping (80 m moves, {PINGS:,} drivers x 2 rounds), and per driver for a "
+           "sweep pass: instructions in redis-server, counted by callgrind")
     if not (shutil.which("valgrind") and shutil.which("callgrind_control")):
         print("  skipped: valgrind is not installed (apt-get install valgrind)")
         return
@@ -165,6 +194,10 @@ def main() -> None:
                 ping, geoadd = per_ping(counted, index, city)
                 show(Figure("index claim + place scripts", ping, "instr/ping",
                             "pipelined GEOADD (1/command)", geoadd, higher_is_better=False))
+                for name, swept, scanned in per_swept_driver(counted, index, n):
+                    show(Figure(f"{name}, a pass", swept, "instr/driver",
+                                "bare HSCAN pass, same hashes", scanned,
+                                higher_is_better=False))
         finally:
             counted.close()
     if 100_000 in ours_at and 1_000_000 in ours_at:

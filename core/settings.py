@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     dispatch_timeout_s: float = Field(60.0, gt=0, description="give up after this long")
     dispatch_poll_s: float = Field(0.2, gt=0)
     relay_poll_s: float = Field(0.1, gt=0)
-    sweep_every_s: float = Field(5.0, gt=0)
+    sweep_every_s: float = Field(10.0, gt=0)
+    sweep_idle_every_s: float = Field(60.0, gt=0)
     analytics_group: str = "analytics-trip-status"
     quote_ttl_s: float = Field(120.0, gt=0)
     currency: str = "USD"

@@ -19,12 +19,6 @@ local RECORD = '<dddBBhdd'
 local HEAD = '<dddBBhd'   -- a record without `seen`: a tombstone, or one written before it
 local HEAD_SIZE = 36
 
--- A record's seen time: ts where the record has none.
-local function seen_of(record, ts)
-  if #record > HEAD_SIZE then return (struct.unpack('<d', record, HEAD_SIZE + 1)) end
-  return ts
-end
-
 local key_cache = {}   -- product -> bucket -> key, for this call
 
 local function bucket_key(p, product, score, div)

@@ -1,18 +1,30 @@
 -- Sweep one region: drop drivers silent since before cutoff_ms (by their seen time), and
--- tombstones older than tombstone_cutoff_ms.  KEYS[1] the region's `at` key.  ARGV: bucket divisor, cursor,
--- count, cutoff_ms, tombstone_cutoff_ms.  Returns {next_cursor, removed drivers}.
+-- tombstones older than tombstone_cutoff_ms.  KEYS[1] the region's `at` key.  ARGV: bucket
+-- divisor, cursor, count, cutoff_ms, tombstone_cutoff_ms.  Returns {next_cursor, removed}.
+-- Most entries are fresh: each is judged by one time read where it lies (a record with a seen
+-- time is a live driver; a shorter one is a tombstone or a live record of the old layout,
+-- judged by its ping time), and only a record to drop is read whole.
 local div = tonumber(ARGV[1])
 local cutoff, tomb_cutoff = tonumber(ARGV[4]), tonumber(ARGV[5])
 local res = redis.call('HSCAN', at, ARGV[2], 'COUNT', ARGV[3])
 local kv, removed = res[2], 0
-for j = 1, #kv, 2 do
-  local _, _, cts, cprod, cst, _, cscore = struct.unpack(HEAD, kv[j + 1])
-  if cst ~= GONE and seen_of(kv[j + 1], cts) < cutoff then
-    redis.call('ZREM', bucket_key(p, cprod, cscore, div), kv[j])
-    redis.call('HDEL', at, kv[j])
-    removed = removed + 1
-  elseif cst == GONE and cts < tomb_cutoff then
-    redis.call('HDEL', at, kv[j])
+local unpack_at, byte = struct.unpack, string.byte
+for j = 2, #kv, 2 do
+  local record = kv[j]
+  local live, old
+  if #record > HEAD_SIZE then
+    live, old = true, unpack_at('<d', record, HEAD_SIZE + 1) < cutoff
+  else
+    live = byte(record, 26) ~= GONE
+    old = unpack_at('<d', record, 17) < (live and cutoff or tomb_cutoff)
+  end
+  if old then
+    if live then
+      local _, _, _, cprod, _, _, cscore = unpack_at(HEAD, record)
+      redis.call('ZREM', bucket_key(p, cprod, cscore, div), kv[j - 1])
+      removed = removed + 1
+    end
+    redis.call('HDEL', at, kv[j - 1])
   end
 end
 return {res[1], removed}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import threading
@@ -12,6 +13,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis as AsyncRedis
 
 from core.products import Product
 from core.settings import Settings
@@ -273,6 +275,64 @@ def test_records_written_before_arrival_times_are_read_by_their_ping_time(
     index.ingest([PositionUpdate(old, CENTRE, later)], now_ms=later)
     assert len(redis_client.hget(at, old.bytes) or b"") == 44
     assert search(later) == [old, new]
+
+
+def test_the_idle_sweep_forgets_only_drivers_and_buckets_idle_past_the_bound(
+        index: RedisDriverIndex, redis_client: redis.Redis, base_settings: Settings) -> None:
+    """Over several sweep calls per shard: a driver whose last ping is older than
+    `idle_offline_s` is forgotten (its next ping is refused as offline), and so is its rate
+    bucket; a driver that pinged since, or went online since without pinging, stays."""
+    idle_ms = index.idle_offline_ms
+    now = T0 + idle_ms + 60_000
+    gone, pinging, waiting = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for driver in (gone, pinging):
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.go_online(waiting, Product.ECONOMY, now_ms=now - idle_ms + 1000)
+    # Company: ~47 drivers per shard, so that a sweep with batches of 20 takes several calls.
+    crowd = [uuid.uuid4() for _ in range(3000)]
+    index.go_online_many([(d, Product.ECONOMY) for d in crowd], now_ms=now)
+
+    async def post(updates: list[PositionUpdate], charge: list[uuid.UUID], at_ms: int) -> None:
+        aclient = AsyncRedis.from_url(base_settings.redis_url)
+        try:
+            await index.ingest_async(updates, aclient, charge=charge, now_ms=at_ms)
+        finally:
+            await aclient.aclose()
+
+    asyncio.run(post([PositionUpdate(gone, CENTRE, T0 + 1000)], [gone], T0 + 1000))
+    asyncio.run(post([PositionUpdate(pinging, CENTRE, T0 + 1000)], [pinging], T0 + 1000))
+    asyncio.run(post([PositionUpdate(pinging, CENTRE, now - 1000)], [pinging], now - 1000))
+    rl = redis_client.hexists
+
+    assert index.sweep_idle(now_ms=now, batch=20) == 2            # gone and its bucket
+    assert index.get(gone) is None and not rl(index.directory_key(gone), gone.bytes + b"rl")
+    assert index.get(pinging) is not None and rl(index.directory_key(pinging),
+                                                 pinging.bytes + b"rl")
+    assert index.get(waiting) is not None
+    assert all(index.get(d) is not None for d in crowd)
+    assert index.ingest([PositionUpdate(gone, CENTRE, now)], now_ms=now)[0].outcome is \
+        Outcome.OFFLINE
+
+
+def test_the_sweep_of_the_cells_drops_old_tombstones_and_keeps_recent_ones(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """A driver that moved to another region leaves a tombstone there (a late, older place
+    must not resurrect it); the sweep keeps it for `tombstone_keep_s`, then drops it."""
+    driver = uuid.uuid4()
+    far = offset(CENTRE, 0, 400_000)
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)])
+    index.ingest([PositionUpdate(driver, far, T0 + 4 * 3600_000)])       # 4 h later: plausible
+    old = index.region_at(index.region_of(cell_of(CENTRE, index.levels[0])))
+    assert len(redis_client.hget(old, driver.bytes) or b"") == 36        # the tombstone
+    later = T0 + 4 * 3600_000
+    index.ingest([PositionUpdate(driver, far, later + 599_000)])           # still there
+    assert index.sweep_cells(now_ms=later + 600_000, tombstone_keep_s=600, batch=20) == 0
+    assert redis_client.hexists(old, driver.bytes)
+    assert index.sweep_cells(now_ms=later + 600_001, tombstone_keep_s=600, batch=20) == 0
+    assert not redis_client.hexists(old, driver.bytes)
+    found = index.nearby(far, Product.ECONOMY, k=1, radius_m=100, now_ms=later + 600_001)
+    assert [d.driver_id for d in found] == [driver]
 
 
 def test_going_offline_removes_the_driver_immediately(

@@ -64,6 +64,10 @@ HINT_CAPACITY = 200_000
 WARM_CELLS = 200_000    # at most this many cells' geometry cached at start-up (cache: 262,144)
 # Rings 0-2 of a level certify answers out to ~2.5 edges from the query (ring 3's floor).
 CERTAIN_EDGES = 2.5
+# At the coarsest level, rings 0..k certify at least ~1.2 k average edges (the next ring's
+# floors from the origin's centre); a query sits up to ~1.5 edges off that centre.
+COVER_EDGES_PER_RING = 1.2
+COVER_SLACK_EDGES = 1.5
 MAX_SEARCH_RADIUS_M = 50_000.0  # a city-scale search; wider ones belong to another tool
 MAX_FINE_RINGS = 2       # beyond rings 0-2 a finer level hands over to the next coarser one
 # A search starts at the finest level whose rings 0-2 certify this much more than its area's
@@ -484,6 +488,7 @@ class RedisDriverIndex:
             raise ValueError(f"search levels may span at most {MAX_LEVEL_SPAN} resolutions")
         self._hints: dict[int, float] = {}   # area -> how far its last search had to look
         self._last_reach: float | None = None  # the last search's, anywhere: for a new area
+        self._edge_m = [h3i.average_hexagon_edge_length(lvl, "m") for lvl in self.levels]
         self._certain_m = [CERTAIN_EDGES * h3i.average_hexagon_edge_length(lvl, "m")
                            for lvl in self.levels[:-1]]
         self._known_regions: set[bytes] = set()
@@ -779,9 +784,17 @@ class RedisDriverIndex:
         fresh_after = now_ms - self.ttl_ms
         found = seed
         limit = found[-1].distance_m if len(found) >= k else radius_m
-        first, size = 0, 3
+        first = 0
         while True:
-            last = first + size - 1 if max_ring is None else min(max_ring, first + size - 1)
+            if max_ring is not None:
+                last = min(max_ring, first + 2)
+            elif first == 0:
+                last = 2
+            else:
+                # Out to the ring that should certify the limit, in this round trip: no
+                # further (cells no answer needs cost geometry and floors), no nearer (another
+                # round trip). If the estimate falls short, the next chunk goes on from there.
+                last = max(first + 2, self._covering_ring(level, limit))
             disk = self._disk(origin, first, last)
             candidates = [(floor, cell[3]) for floor, cell in
                           zip(disk.floors(center), disk.cells, strict=True) if floor <= limit]
@@ -798,7 +811,14 @@ class RedisDriverIndex:
                 return found, True
             if max_ring is not None and last >= max_ring:
                 return found, False
-            first, size = last + 1, size * 2
+            first = last + 1
+
+    def _covering_ring(self, level: int, limit_m: float) -> int:
+        """The last ring of a level whose next ring's floors should exceed `limit_m` (for a
+        query anywhere in the origin cell): rings 0..k certify ~1.2 k average edges or more
+        (measured from New York to Tromsø), less the query's offset from the origin's centre
+        (at most ~1.5 edges)."""
+        return math.ceil((limit_m / self._edge_m[level] + COVER_SLACK_EDGES) / COVER_EDGES_PER_RING)
 
     def _disk(self, origin: int, first: int, last: int) -> SearchDisk:
         return self._geometry.disk(origin, first, last)

@@ -477,6 +477,24 @@ def test_a_query_a_little_sparser_than_its_area_takes_one_round_trip(
     assert len(trips) == 1
 
 
+@pytest.mark.parametrize("centre", [CENTRE, TROMSO, USHUAIA])
+def test_a_sparse_search_covers_its_radius_in_its_second_round_trip(
+        index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch, centre: LatLng) -> None:
+    """At the coarsest level, after rings 0-2, the next chunk reaches the ring that certifies
+    the radius (estimated from the level's edge length, tested here far from the equator where
+    cells are smallest): 7 km takes two round trips, not three, and finds every driver."""
+    drivers = {uuid.uuid4(): offset(centre, east, north)
+               for east, north in ((2_000, 0), (0, -4_500), (-6_500, 1_000))}
+    for driver, point in drivers.items():
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        index.ingest([PositionUpdate(driver, point, T0)])
+    trips = count_round_trips(index, monkeypatch)
+    found = index.nearby(centre, Product.ECONOMY, k=5, radius_m=7_000, now_ms=T0,
+                         level=len(index.levels) - 1)
+    assert [d.driver_id for d in found] == list(drivers)
+    assert len(trips) == 2
+
+
 def test_nearby_finds_drivers_across_the_antimeridian(index: RedisDriverIndex) -> None:
     """Longitudes wrap: a driver 200 m east of a query at 179.999 sits near -179.999."""
     query = LatLng(-17.0, 179.999)

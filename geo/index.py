@@ -489,8 +489,7 @@ class RedisDriverIndex:
         self._hints: dict[int, float] = {}   # area -> how far its last search had to look
         self._last_reach: float | None = None  # the last search's, anywhere: for a new area
         self._edge_m = [h3i.average_hexagon_edge_length(lvl, "m") for lvl in self.levels]
-        self._certain_m = [CERTAIN_EDGES * h3i.average_hexagon_edge_length(lvl, "m")
-                           for lvl in self.levels[:-1]]
+        self._certain_m = [CERTAIN_EDGES * edge for edge in self._edge_m[:-1]]
         self._known_regions: set[bytes] = set()
         self.region_resolution = region_resolution
         unused = (1 << (3 * (15 - region_resolution))) - 1   # parent_int, unrolled

@@ -88,6 +88,23 @@ def reach(cell: int, finest: int) -> Reach:
     return lat, lng, family_reach(h3i.cell_to_parent(cell)), cell
 
 
+# How far past its own farthest vertex a cell's descendants (down to three resolutions finer,
+# the most search levels span) can lie, as a factor on that vertex's distance. The walked
+# bound (`coarse_reach`) exceeds a hexagon's own farthest vertex by 3-10% and, next to the
+# twelve pentagons, by up to 17%; a test holds this factor above the walked bound for every
+# pentagon's neighbourhood and for cells all over the globe, at resolutions 6-12.
+QUICK_REACH_FACTOR = 1.3
+
+
+def quick_reach(cell: int) -> Reach:
+    """`reach` without walking the descendants: the cell's own farthest vertex times
+    `QUICK_REACH_FACTOR` (~20% looser than the walked bound, for one boundary instead of up to
+    343). For cells searches meet before any warm-up computed them."""
+    lat, lng = h3i.cell_to_latlng(cell)
+    far = _farthest_m(lat, lng, h3i.cell_to_boundary(cell))
+    return lat, lng, QUICK_REACH_FACTOR * far + REACH_SLACK_M, cell
+
+
 def forget_geometry() -> None:
     """Empty this process's caches of cell geometry (as in a process just started)."""
     coarse_reach.cache_clear()

@@ -15,12 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis as AsyncRedis
 
+import geo.index
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, cell_of, coarse_reach, haversine_m
 from geo.index import (
     EVICT_IN,
     PLACE_IN,
+    WALKS_PER_DISK,
     AnyRedis,
     DriverStatus,
     Outcome,
@@ -596,6 +598,39 @@ def test_warm_up_stops_at_its_cell_budget(index: RedisDriverIndex) -> None:
     per_cell = 1 + 7 + 49      # coarse cells cached under each (levels 11,10,9,8): 8, 9, 10
     assert index.warm_up(max_cells=3 * per_cell) == 3
     assert coarse_reach.cache_info().currsize == 3 * per_cell
+
+
+def test_a_wide_search_far_from_the_warm_up_walks_few_coarse_cells_and_stays_exact(
+        index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 10 km search where no warm-up computed the geometry (its coarsest level's rings hold
+    ~900 cells, each of whose walked reach visits 343 descendants: 1.3 s) walks at most
+    `WALKS_PER_DISK` of them per disk and bounds the rest by their own hexagon; it finds the
+    same drivers, and searching there again walks the next ones."""
+    coarsest = index.levels[-1]
+    walked: list[int] = []
+    real_reach = geo.index.reach
+
+    def counting(cell: int, finest: int) -> object:
+        if h3.get_resolution(h3.int_to_str(cell)) == coarsest:
+            walked.append(cell)
+        return real_reach(cell, finest)
+
+    monkeypatch.setattr(geo.index, "reach", counting)
+    there = offset(CENTRE, 40_000, 40_000)
+    drivers = {uuid.uuid4(): offset(there, east, north)
+               for east, north in ((9_000, 0), (-4_000, -6_000), (200, 9_700))}
+    for driver, point in drivers.items():
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        index.ingest([PositionUpdate(driver, point, T0)])
+    expected = sorted(drivers, key=lambda d: haversine_m(there, drivers[d]))
+    coarsest_disks = 2      # rings 0-2, then the chunk out to the ring that certifies 10 km
+    for attempt in range(3):
+        walked.clear()
+        found = index.nearby(there, Product.ECONOMY, k=5, radius_m=10_000, now_ms=T0,
+                             level=len(index.levels) - 1)
+        assert [d.driver_id for d in found] == expected, attempt
+        assert 0 < len(walked) <= WALKS_PER_DISK * coarsest_disks, attempt
+        assert len(set(walked)) == len(walked)      # a cell walked once stays walked
 
 
 def test_a_finer_finest_level_refiles_each_driver_at_its_next_ping(

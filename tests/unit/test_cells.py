@@ -10,12 +10,15 @@ import pytest
 import redis
 
 from geo.cells import (
+    QUICK_REACH_FACTOR,
     LatLng,
     _farthest_m,
     cell_floors_m,
+    coarse_reach,
     haversine_m,
     haversine_raw_m,
     lowest_cos,
+    quick_reach,
     reach,
     ring,
 )
@@ -132,6 +135,28 @@ def test_a_finest_cell_reaches_as_far_as_its_farthest_sibling_vertex() -> None:
                 assert own <= far, (cell, own, far)
                 if not h3i.is_pentagon(h3i.cell_to_center_child(h3i.cell_to_parent(cell))):
                     assert far <= own * 1.03 + 1.0, (cell, own, far)
+
+
+def test_a_quick_reach_bounds_the_walked_one_next_to_every_pentagon_and_elsewhere() -> None:
+    """`quick_reach` (one boundary, for coarse cells no warm-up walked) is never short of the
+    walked bound (`coarse_reach`) three resolutions down, the most search levels span: for
+    the cells within two steps of each of the twelve pentagons (where descendants spill
+    farthest, up to ~17% past the cell's own farthest vertex) and for cells all over the
+    globe, at every resolution a search level may take (6-12); ~20% looser on the whole."""
+    rng = random.Random(4)
+    looser = []
+    for resolution in range(6, 13):
+        cells = {c for p in h3i.get_pentagons(resolution) for c in h3i.grid_disk(p, 2)}
+        cells |= {h3i.latlng_to_cell(math.degrees(math.asin(rng.uniform(-1, 1))),
+                                     rng.uniform(-180, 180), resolution) for _ in range(60)}
+        for cell in cells:
+            walked = coarse_reach(cell, resolution + 3)
+            quick = quick_reach(cell)
+            assert quick[:2] == walked[:2] and quick[3] == cell
+            assert walked[2] <= quick[2], (cell, walked[2], quick[2])
+            looser.append(quick[2] / walked[2])
+    coarse_reach.cache_clear()
+    assert min(looser) > 1.0 and sorted(looser)[len(looser) // 2] < QUICK_REACH_FACTOR
 
 
 # (a resolution-8 cell's ring walks 6 x 343 cells at finest 11: fewer points there)

@@ -79,9 +79,9 @@ WALKS_PER_DISK = 40
 HINT_MARGIN = 1.3
 DIRECTORY = struct.Struct("<dddBBhBdd15s")
 CLAIM_IN = struct.Struct("<16sdddh15s")
-CLAIM_OUT = struct.Struct("<BBBB15s")
-PLACE_IN = struct.Struct("<16sdddBBhdd")   # id, then the `at` record: see place.lua
-EVICT_IN = struct.Struct("<16sd")
+CLAIM_OUT = struct.Struct("<BBBB15sd")   # see claim.lua
+PLACE_IN = struct.Struct("<16sdddBBhddd")   # id, the `at` record, since: see place.lua
+EVICT_IN = struct.Struct("<16sdd")   # id, ts, since: see evict.lua
 SAMPLE = struct.Struct("<16sdddBBh")
 NO_REGION = b"\0" * 15
 FLOOR = struct.Struct("<d")
@@ -601,8 +601,10 @@ class RedisDriverIndex:
             return False
         state = self._decode(driver_id, raw)
         if state.region:
+            since = DIRECTORY.unpack(raw)[8]
             self._run("evict", keys=[self.region_at(state.region)],
-                      args=[self._bucket_div, EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1)])
+                      args=[self._bucket_div,
+                            EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1, since)])
         return True
 
     def set_status(self, driver_id: uuid.UUID, status: DriverStatus) -> bool:
@@ -694,7 +696,8 @@ class RedisDriverIndex:
                            self.sample_ms, self.rate_per_s, self.rate_burst, now_ms or 0,
                            b"".join(charges.get(shard, ())), self.sample_backlog])
                          for shard, members in shards.items()]
-        outcomes: list[tuple[int, int, int, int, bytes]] = [(0, 0, 0, 0, NO_REGION)] * len(updates)
+        outcomes: list[tuple[int, int, int, int, bytes, float]] = [
+            (0, 0, 0, 0, NO_REGION, 0.0)] * len(updates)
         denied: set[uuid.UUID] = set()
         for members, (blob, refused) in zip(shards.values(), replies, strict=True):
             for j, i in enumerate(members):
@@ -707,18 +710,18 @@ class RedisDriverIndex:
         last_place: dict[bytes, tuple[bytes, bytes]] = {}
         evictions: dict[bytes, list[bytes]] = defaultdict(list)
         results: list[IngestResult] = []
-        for u, (member, score, region), (code, status, pcode, _, old) in zip(
+        for u, (member, score, region), (code, status, pcode, _, old, since) in zip(
                 updates, places_of, outcomes, strict=True):
             outcome = _OUTCOMES[code]
             if outcome is Outcome.APPLIED:
                 last_place[member] = (region, PLACE_IN.pack(
                     member, u.point.lat, u.point.lng, u.ts_ms, pcode, status, u.heading_deg,
-                    score, u.ts_ms if now_ms is None else now_ms))
+                    score, u.ts_ms if now_ms is None else now_ms, since))
             elif outcome is Outcome.IMPOSSIBLE:
-                evictions[region].append(EVICT_IN.pack(member, u.ts_ms))
+                evictions[region].append(EVICT_IN.pack(member, u.ts_ms, since))
             if old != NO_REGION and old != region and outcome in (Outcome.APPLIED,
                                                                 Outcome.IMPOSSIBLE):
-                evictions[old].append(EVICT_IN.pack(member, u.ts_ms))
+                evictions[old].append(EVICT_IN.pack(member, u.ts_ms, since))
             results.append(IngestResult(u.driver_id, outcome, _STATUSES[status],
                                         CODE_PRODUCTS[pcode] if status else None))
         places: dict[bytes, list[bytes]] = defaultdict(list)

@@ -1,15 +1,17 @@
 -- Region step of a batch of pings: atomic cell moves inside one region (one hash slot).
 -- KEYS[1] the region's `at` key, e.g. "rh:{83283afffffffff}:at".
 -- ARGV[1] bucket divisor: 8^(15 - coarsest search resolution).
--- ARGV[2] records of 60 bytes: the driver's id (16 bytes), then its `at` record as it will be
+-- ARGV[2] records of 68 bytes: the driver's id (16 bytes), then its `at` record as it will be
 --   written ('<dddBBhdd' lat, lng, ts_ms, product, status, heading, score of its finest cell,
---   seen_ms), whose status is the one to use when the region does not hold the driver yet.
--- A place applies only when newer (by ts) than the driver's `at` record (entry or tombstone): it
+--   seen_ms), whose status is the one to use when the region does not hold the driver yet,
+--   then the online-since time of the driver's session ('<d').
+-- A place applies only when newer than the driver's `at` record: than its entry by ts, than
+-- its tombstone by session (online-since time), then by ts within the same session: it
 -- rewrites the record and re-scores the driver, one ZADD (a move between cells is a new
 -- score, so the driver is never in two cells; a ping in the same cell needs none); a move to
 -- another bucket or product first removes it from the old set.
 local div, blob = tonumber(ARGV[1]), ARGV[2]
-local size = 60
+local size = 68
 local n = #blob / size
 local ids = {}
 for i = 1, n do ids[i] = string.sub(blob, (i - 1) * size + 1, (i - 1) * size + 16) end
@@ -18,16 +20,18 @@ local latest, ats = {}, {}
 local applied = 0
 for i = 1, n do
   local base = (i - 1) * size
-  local id, lat, lng, ts, product, given, hdg, score, seen =
-    struct.unpack('<c16dddBBhdd', blob, base + 1)
+  local id, lat, lng, ts, product, given, hdg, score, seen, since =
+    struct.unpack('<c16dddBBhddd', blob, base + 1)
   local status = given
   local cur = latest[id] or current[i]
   local ok, filed = true, false
   if cur then
     local _, _, cts, cprod, cst, _, cscore = struct.unpack(HEAD, cur)
-    if ts <= cts then
+    if cst == GONE then            -- a tombstone: sessions first, then ping times
+      ok = since > cscore or (since == cscore and ts > cts)
+    elseif ts <= cts then
       ok = false
-    elseif cst ~= GONE then
+    else
       status = cst
       -- Scores are integers below 2^53 and div a power of 8: x - x % div is exact.
       if cprod ~= product or cscore - cscore % div ~= score - score % div then
@@ -41,7 +45,7 @@ for i = 1, n do
     if not filed then redis.call('ZADD', bucket_key(p, product, score, div), score, id) end
     local record
     if status == given then
-      record = string.sub(blob, base + 17, base + size)      -- the record as sent
+      record = string.sub(blob, base + 17, base + 60)        -- the record as sent
     else
       record = struct.pack(RECORD, lat, lng, ts, product, status, hdg, score, seen)
     end

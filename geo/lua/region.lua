@@ -5,7 +5,10 @@
 -- the ping arrived (freshness: a driver silent for the TTL leaves search, whatever its phone's
 -- clock says). Records written before `seen` existed end after score (36 bytes): their seen
 -- is ts. Status 0 marks a tombstone (36 bytes): the driver left the region at ts, and nothing
--- older may place it again.
+-- older of the same session may place it again. A tombstone keeps, where a live record keeps
+-- its score, the online-since time of the session that left (0 for tombstones written before
+-- it was kept): a later session's pings place the driver whatever their ts (a new phone's
+-- clock may run behind the old one's), and its own tombstones replace the older session's.
 -- `z:<product>:<bucket>` is a sorted set of drivers scored by the digits of their finest H3
 -- cell below the region; a bucket is a cell of the coarsest search level (score / div), so
 -- every search cell is a contiguous score range of one small set.

@@ -7,6 +7,7 @@ import math
 import random
 import threading
 import uuid
+from collections.abc import Callable
 
 import h3
 import pytest
@@ -511,6 +512,70 @@ def test_nearby_finds_drivers_across_the_antimeridian(index: RedisDriverIndex) -
     assert found[0].distance_m == pytest.approx(200, abs=1)
 
 
+RegionStep = Callable[..., None]
+
+
+def region_steps(index: RedisDriverIndex, driver: uuid.UUID) -> tuple[RegionStep, RegionStep]:
+    """The region scripts' place and evict of one driver, called directly (to replay an
+    interleaving): place(region prefix, finest cell, ts, since=1), evict(prefix, ts, since=1)."""
+
+    def place(prefix: str, cell: str, ts: int, since: float = 1) -> None:
+        score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
+        record = PLACE_IN.pack(driver.bytes, CENTRE.lat, CENTRE.lng, ts, 0, 1, -1, score, ts,
+                               since)
+        index._run("place", keys=[f"{prefix}:at"], args=[index._bucket_div, record])
+
+    def evict(prefix: str, ts: int, since: float = 1) -> None:
+        index._run("evict", keys=[f"{prefix}:at"],
+                   args=[index._bucket_div, EVICT_IN.pack(driver.bytes, ts, since)])
+
+    return place, evict
+
+
+def test_a_driver_back_online_on_a_phone_whose_clock_runs_behind_is_found(
+        index: RedisDriverIndex) -> None:
+    """A driver goes offline on one phone and comes back on another whose clock runs a minute
+    behind: the new session's pings are accepted and must place the driver, though their
+    recorded times are older than the tombstone the first session left at its last ping's."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
+    assert index.go_offline(driver)
+    back = T0 + 5_000
+    index.go_online(driver, Product.ECONOMY, now_ms=back)
+    for step, at in enumerate((offset(CENTRE, 100, 0), offset(CENTRE, 150, 0))):
+        behind = back + 5_000 * step - 60_000
+        [result] = index.ingest([PositionUpdate(driver, at, behind)], now_ms=back + 5_000 * step)
+        assert result.outcome is Outcome.APPLIED
+        found = index.nearby(CENTRE, Product.ECONOMY, k=1, radius_m=1000,
+                             now_ms=back + 5_000 * step)
+        assert [d.driver_id for d in found] == [driver]
+        assert found[0].distance_m == pytest.approx(haversine_m(CENTRE, at), abs=0.01)
+
+
+def test_sessions_order_a_regions_tombstones_before_ping_times(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """Session 2's pings run behind session 1's clock: its place beats session 1's tombstone,
+    session 1's late evict and late place lose to session 2's records, and within session 2 a
+    late place still cannot resurrect the driver past its own tombstone."""
+    driver = uuid.uuid4()
+    cell = cell_of(CENTRE, index.levels[0])
+    region = index.region_prefix(index.region_of(cell))
+    place, evict = region_steps(index, driver)
+    place(region, cell, 100, since=1)
+    evict(region, 101, since=1)                 # session 1 goes offline
+    place(region, cell, 40, since=2)            # session 2, its phone's clock behind
+    assert live_in(redis_client, region, driver)
+    evict(region, 60, since=2)                  # session 2 leaves the region
+    evict(region, 101, since=1)                 # session 1's evict, late: older session
+    place(region, cell, 100, since=1)           # session 1's place, late: older session
+    place(region, cell, 50, since=2)            # session 2's own, older than its tombstone
+    assert not live_in(redis_client, region, driver)
+    assert filed_under(redis_client, index, driver) == []
+    place(region, cell, 70, since=2)
+    assert filed_under(redis_client, index, driver) == [cell]
+
+
 def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
         index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     """The exact interleaving that leaves a ghost without tombstones, replayed step by step:
@@ -522,14 +587,7 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     r1, r2 = index.region_prefix(index.region_of(near)), index.region_prefix(index.region_of(far))
     assert r1 != r2
 
-    def place(prefix: str, cell: str, ts: int) -> None:
-        score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
-        record = PLACE_IN.pack(driver.bytes, CENTRE.lat, CENTRE.lng, ts, 0, 1, -1, score, ts)
-        index._run("place", keys=[f"{prefix}:at"], args=[index._bucket_div, record])
-
-    def evict(prefix: str, ts: int) -> None:
-        index._run("evict", keys=[f"{prefix}:at"],
-                   args=[index._bucket_div, EVICT_IN.pack(driver.bytes, ts)])
+    place, evict = region_steps(index, driver)
 
     place(r1, near, 4)      # where the driver was
     place(r1, near, 6)      # B lands back in R1

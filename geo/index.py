@@ -425,13 +425,12 @@ class SearchGeometry:
 
     A coarsest-level cell's walked reach (`geo.cells.coarse_reach`, up to 343 descendants:
     ~1.2 ms) is what the start-up warm-up computes (`warm`). A disk being built walks at most
-    `WALKS_PER_DISK` coarsest cells the warm-up did not (the nearest first); the rest take their
-    `quick_reach` (one boundary, ~20% looser) and are not cached, nor is the disk holding
-    them: a later search there walks the next ones, until the disk is whole and cached. So a
+    `WALKS_PER_DISK` coarsest cells the warm-up did not (the nearest first: rings 0-3, which
+    decide most searches); farther ones take their `quick_reach` (one boundary, ~20% looser),
+    kept apart from the walked ones so that a disk nearer to them walks them later. So a
     search far from every driver over a wide radius costs milliseconds, not the seconds of
-    walking hundreds of coarse cells (a cold 10 km search took 1.3 s, a 50 km one 26 s), and
-    an area searched again converges to the tighter bounds. Finer levels' cells are walked
-    as searches meet them (at most 49 descendants each)."""
+    walking hundreds of coarse cells (a cold 10 km search took 1.3 s, a 50 km one 26 s).
+    Finer levels' cells are walked as searches meet them (at most 49 descendants each)."""
 
     def __init__(self, finest: int, coarsest: int, score_mask: int, bucket_shift: int,
                  region_keep: int, *, max_cells: int = 262_144, max_disks: int = 65_536) -> None:
@@ -440,6 +439,7 @@ class SearchGeometry:
         self._region_keep = region_keep
         self._max_cells, self._max_disks = max_cells, max_disks
         self._cells: dict[int, SearchCell] = {}
+        self._quick: dict[int, SearchCell] = {}   # coarsest cells bounded, not walked
         self._disks: dict[tuple[int, int, int], SearchDisk] = {}
 
     def warm(self, cell: int) -> None:
@@ -463,30 +463,31 @@ class SearchGeometry:
         key = (origin, first, last)
         found = self._disks.get(key)
         if found is None:
-            found, whole = self._build(origin, first, last)
-            if whole:
-                if len(self._disks) >= self._max_disks:
-                    self._disks.clear()
-                self._disks[key] = found
+            if len(self._disks) >= self._max_disks:
+                self._disks.clear()
+            found = self._disks[key] = self._build(origin, first, last)
         return found
 
-    def _build(self, origin: int, first: int, last: int) -> tuple[SearchDisk, bool]:
-        """The disk, and whether every cell of it has its walked reach."""
-        walks, quick = WALKS_PER_DISK, 0
-        known, coarsest = self._cells, self.coarsest if self.coarsest < self.finest else -1
+    def _build(self, origin: int, first: int, last: int) -> SearchDisk:
+        walks = WALKS_PER_DISK
+        known, quick = self._cells, self._quick
+        coarsest = self.coarsest if self.coarsest < self.finest else -1
 
         def cell(c: int) -> SearchCell:
-            nonlocal walks, quick
+            nonlocal walks
             found = known.get(c)
             if found is not None:
                 return found
-            if h3i.get_resolution(c) != coarsest:
-                return self._store(c, reach(c, self.finest))
-            if walks > 0:
+            if h3i.get_resolution(c) == coarsest:
+                if walks <= 0:
+                    found = quick.get(c)
+                    if found is None:
+                        if len(quick) >= self._max_cells:
+                            quick.clear()
+                        found = quick[c] = self._item(quick_reach(c))
+                    return found
                 walks -= 1
-                return self._store(c, reach(c, self.finest))
-            quick += 1
-            return self._item(quick_reach(c))
+            return self._store(c, reach(c, self.finest))
 
         inner = cells_within(origin, last) if first == 0 else [
             c for k in range(first, last + 1) for c in ring(origin, k)]
@@ -495,10 +496,9 @@ class SearchGeometry:
         outer = tuple([cell(c) for c in ring(origin, last + 1)])
         regions = {c & self._region_keep for c in inner}
         cos_low = lowest_cos((*cells, *outer, (lat, lng, far, None)))
-        disk = SearchDisk(cells, regions.pop() if len(regions) == 1 else None, cos_low, outer,
+        return SearchDisk(cells, regions.pop() if len(regions) == 1 else None, cos_low, outer,
                           (lat, lng), min(search_floors_m(LatLng(lat, lng), outer, cos_low),
                                           default=math.inf))
-        return disk, quick == 0
 
 
 class RedisDriverIndex:

@@ -20,8 +20,8 @@ for i = 1, n do
     _, _, cts, cprod, cst, _, cscore = struct.unpack(HEAD, cur)
   end
   local newer
-  if cst == GONE and cur then       -- a tombstone: sessions first, then ping times
-    newer = since > cscore or (since == cscore and cts < ts)
+  if cst == GONE then   -- a tombstone (or none: after any step) keeps its session where score is
+    newer = after_tombstone(since, ts, cscore, cts)
   else
     newer = cts < ts
   end

@@ -27,8 +27,8 @@ for i = 1, n do
   local ok, filed = true, false
   if cur then
     local _, _, cts, cprod, cst, _, cscore = struct.unpack(HEAD, cur)
-    if cst == GONE then            -- a tombstone: sessions first, then ping times
-      ok = since > cscore or (since == cscore and ts > cts)
+    if cst == GONE then            -- a tombstone keeps its session where score is
+      ok = after_tombstone(since, ts, cscore, cts)
     elseif ts <= cts then
       ok = false
     else

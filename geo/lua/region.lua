@@ -22,6 +22,12 @@ local RECORD = '<dddBBhdd'
 local HEAD = '<dddBBhd'   -- a record without `seen`: a tombstone, or one written before it
 local HEAD_SIZE = 36
 
+-- Whether a step of session `since` at `ts` comes after a tombstone's (`tsince`, `tts`):
+-- sessions first, then ping times within one session.
+local function after_tombstone(since, ts, tsince, tts)
+  return since > tsince or (since == tsince and ts > tts)
+end
+
 local key_cache = {}   -- product -> bucket -> key, for this call
 
 local function bucket_key(p, product, score, div)

@@ -3,8 +3,11 @@
 -- ARGV[1] bucket divisor: 8^(15 - coarsest search resolution).
 -- ARGV[2] records of 68 bytes: the driver's id (16 bytes), then its `at` record as it will be
 --   written ('<dddBBhdd' lat, lng, ts_ms, product, status, heading, score of its finest cell,
---   seen_ms), whose status is the one to use when the region does not hold the driver yet,
---   then the online-since time of the driver's session ('<d').
+--   seen_ms), then the online-since time of the driver's session ('<d').
+-- The status is the directory's, as the claim read it. A status change landing between the
+-- claim and this place (it rewrote the region's record, or found none to rewrite) may be
+-- overwritten here, but only until the driver's next ping, whose claim reads it: keeping the
+-- region's status instead would keep a change that found no record lost for good.
 -- A place applies only when newer than the driver's `at` record: than its entry by ts, than
 -- its tombstone by session (online-since time), then by ts within the same session: it
 -- rewrites the record and re-scores the driver, one ZADD (a move between cells is a new
@@ -20,9 +23,8 @@ local latest, ats = {}, {}
 local applied = 0
 for i = 1, n do
   local base = (i - 1) * size
-  local id, lat, lng, ts, product, given, hdg, score, seen, since =
+  local id, _, _, ts, product, _, _, score, _, since =
     struct.unpack('<c16dddBBhddd', blob, base + 1)
-  local status = given
   local cur = latest[id] or current[i]
   local ok, filed = true, false
   if cur then
@@ -32,7 +34,6 @@ for i = 1, n do
     elseif ts <= cts then
       ok = false
     else
-      status = cst
       -- Scores are integers below 2^53 and div a power of 8: x - x % div is exact.
       if cprod ~= product or cscore - cscore % div ~= score - score % div then
         redis.call('ZREM', bucket_key(p, cprod, cscore, div), id)
@@ -43,12 +44,7 @@ for i = 1, n do
   end
   if ok then
     if not filed then redis.call('ZADD', bucket_key(p, product, score, div), score, id) end
-    local record
-    if status == given then
-      record = string.sub(blob, base + 17, base + 60)        -- the record as sent
-    else
-      record = struct.pack(RECORD, lat, lng, ts, product, status, hdg, score, seen)
-    end
+    local record = string.sub(blob, base + 17, base + 60)    -- the record as sent
     latest[id] = record
     ats[#ats + 1] = id
     ats[#ats + 1] = record

@@ -26,6 +26,7 @@ from geo.index import (
     WALKS_PER_DISK,
     AnyRedis,
     DriverStatus,
+    IngestResult,
     Outcome,
     PositionUpdate,
     RedisDriverIndex,
@@ -756,3 +757,48 @@ def test_search_recovers_from_a_dropped_connection_and_lost_scripts(
     redis_client.set(bucket, "not a sorted set")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         found()
+
+
+def ping_racing(index: RedisDriverIndex, update: PositionUpdate, meanwhile: Callable[[], object],
+                now_ms: int) -> IngestResult:
+    """One ping through the real ingest steps, with `meanwhile` run after its directory claim
+    and before its region steps, if it has any (another request landing in that gap)."""
+    plan = index._ingest_plan([update], (), now_ms)
+    replies = index._scripts.run_calls(index.client, next(plan))
+    meanwhile()
+    with pytest.raises(StopIteration) as done:
+        calls = plan.send(replies)
+        plan.send(index._scripts.run_calls(index.client, calls))
+    [result] = done.value.value.results
+    return result
+
+
+@pytest.mark.parametrize("case", ["first ping", "same cell", "into another region"])
+def test_a_status_change_racing_a_ping_holds_from_the_next_ping(
+        index: RedisDriverIndex, case: str) -> None:
+    """A trip starts (status on_trip) between a ping's claim, which read the old status, and
+    its place. The place may still write the status it carried, but the directory holds the
+    new one and the next ping must carry it: whether the place found the driver in its region
+    or not (a session's first ping, a move into another region, where the status change had
+    no region record to rewrite)."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    far = offset(CENTRE, 0, 400_000)
+    assert index.region_of(cell_of(far, index.levels[0])) != \
+        index.region_of(cell_of(CENTRE, index.levels[0]))
+    start = {"first ping": None, "same cell": CENTRE, "into another region": far}[case]
+    t = T0
+    if start is not None:
+        index.ingest([PositionUpdate(driver, start, t)], now_ms=t)
+        t += 3 * 3_600_000      # hours later: the 400 km move is plausible
+    ping_racing(index, PositionUpdate(driver, CENTRE, t),
+                lambda: index.set_status(driver, DriverStatus.ON_TRIP), now_ms=t)
+    t += 4000
+    index.ingest([PositionUpdate(driver, offset(CENTRE, 1, 0), t)], now_ms=t)
+
+    def found(status: DriverStatus) -> list[uuid.UUID]:
+        return [d.driver_id for d in index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500,
+                                                  now_ms=t, status=status)]
+
+    assert found(DriverStatus.ON_TRIP) == [driver]
+    assert found(DriverStatus.AVAILABLE) == []

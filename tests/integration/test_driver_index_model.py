@@ -1,7 +1,10 @@
-"""The driver index against a model of what it should hold, on real Redis: random sequences of
-drivers going online and offline (a new session may come from a phone whose clock runs
-behind), pings (plausible, too fast, out of order), status changes and time passing, with
-every search compared to a brute-force answer over the model (hypothesis, stateful)."""
+"""The driver index against a model of what it should hold, on real Redis and on a real Redis
+Cluster: random sequences of drivers going online and offline (a new session may come from a
+phone whose clock runs behind), pings (plausible, too fast, out of order; across region
+boundaries), status changes (some landing while a ping is in flight), time passing and the
+sweeper, with every search compared to a brute-force answer over the model and the Redis keys
+checked after every step: each driver the model files sits in exactly one cell, the one of its
+last ping, and in one region; no other cell or region lists it (hypothesis, stateful)."""
 
 from __future__ import annotations
 
@@ -18,11 +21,14 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from redis.cluster import RedisCluster
 
 from core.products import Product
-from geo.cells import LatLng, haversine_m
-from geo.index import DriverStatus, Outcome, PositionUpdate, RedisDriverIndex
+from geo.cells import LatLng, cell_of, haversine_m
+from geo.index import AnyRedis, DriverStatus, Outcome, PositionUpdate, RedisDriverIndex
 from simulations.rides import offset
+from tests.integration.test_driver_index import filed_under, ping_racing
+from tests.services import cluster_url
 
 CENTRE = LatLng(40.7580, -73.9855)
 T0 = 1_800_000_000_000
@@ -40,16 +46,20 @@ class Driver:
     ping_ts: int = 0                    # its last accepted ping's time (0: none this session)
     ping_at: LatLng | None = None       # and position (kept when flagged)
     seen: int = 0                       # when that ping arrived
-    status: DriverStatus = DriverStatus.AVAILABLE
-    searchable: bool = False            # placed, and not flagged by an impossible jump
+    status: DriverStatus = DriverStatus.AVAILABLE   # the directory's
+    shown: DriverStatus = DriverStatus.AVAILABLE    # the status its cell entry holds
+    filed: bool = False                 # in a cell: placed, not flagged, evicted nor swept
 
 
 class IndexModel(RuleBasedStateMachine):
-    client: redis.Redis      # set by the test, per run
+    client: AnyRedis      # set by the test, per run
 
     def __init__(self) -> None:
         super().__init__()
-        self.client.flushdb()
+        if isinstance(self.client, RedisCluster):
+            self.client.flushdb(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            self.client.flushdb()
         # Small regions (resolution 6): drivers moving a few km cross region boundaries.
         self.index = RedisDriverIndex(self.client, levels=(11, 10, 9), region_resolution=6)
         self.now = T0
@@ -61,22 +71,22 @@ class IndexModel(RuleBasedStateMachine):
         driver, d = self.ids[i], self.model[self.ids[i]]
         if not d.online:
             # Sessions are told apart by the millisecond they began.
-            d.online, d.since, d.ping_ts, d.searchable = True, max(self.now, d.since + 1), 0, False
-            d.status = DriverStatus.AVAILABLE
+            d.online, d.since, d.ping_ts, d.filed = True, max(self.now, d.since + 1), 0, False
+            d.status = d.shown = DriverStatus.AVAILABLE
         self.index.go_online(driver, d.product, now_ms=d.since)
 
     @rule(i=st.integers(0, DRIVERS - 1))
     def go_offline(self, i: int) -> None:
         d = self.model[self.ids[i]]
         assert self.index.go_offline(self.ids[i]) == d.online
-        d.online = d.searchable = False
+        d.online = d.filed = False
 
     @rule(i=st.integers(0, DRIVERS - 1), status=st.sampled_from(DriverStatus))
     def set_status(self, i: int, status: DriverStatus) -> None:
         d = self.model[self.ids[i]]
         assert self.index.set_status(self.ids[i], status) == d.online
         if d.online:
-            d.status = status
+            d.status = d.shown = status
 
     @rule(i=st.integers(0, DRIVERS - 1), north=st.floats(-3000, 3000),
           east=st.floats(-3000, 3000), dt_ms=st.integers(-3000, 60_000),
@@ -84,12 +94,30 @@ class IndexModel(RuleBasedStateMachine):
     def ping(self, i: int, north: float, east: float, dt_ms: int, behind_ms: int) -> None:
         """A ping `dt_ms` after the driver's last one (negative: out of order); a session's
         first ping may come from a phone whose clock runs `behind_ms` behind."""
+        self.send_ping(i, north, east, dt_ms, behind_ms, None)
+
+    @rule(i=st.integers(0, DRIVERS - 1), north=st.floats(-3000, 3000),
+          east=st.floats(-3000, 3000), dt_ms=st.integers(1000, 60_000),
+          status=st.sampled_from(DriverStatus))
+    def status_change_during_a_ping(self, i: int, north: float, east: float, dt_ms: int,
+                                    status: DriverStatus) -> None:
+        """The status changes between the ping's claim and its region steps: the place writes
+        the status its claim read, and the next ping the new one."""
+        self.send_ping(i, north, east, dt_ms, 0, status)
+
+    def send_ping(self, i: int, north: float, east: float, dt_ms: int, behind_ms: int,
+                  racing: DriverStatus | None) -> None:
         driver = self.ids[i]
         d = self.model[driver]
         base = d.ping_at or CENTRE
         point = offset(base, north, east)
         ts = d.ping_ts + dt_ms if d.ping_ts else self.now - behind_ms
-        [result] = self.index.ingest([PositionUpdate(driver, point, ts)], now_ms=self.now)
+        update, claimed = PositionUpdate(driver, point, ts), d.status
+        if racing is None:
+            [result] = self.index.ingest([update], now_ms=self.now)
+        else:
+            result = ping_racing(self.index, update, lambda: self.set_status(i, racing),
+                                 now_ms=self.now)
         if not d.online:
             assert result.outcome is Outcome.OFFLINE
             return
@@ -106,7 +134,9 @@ class IndexModel(RuleBasedStateMachine):
             assert result.outcome is Outcome.APPLIED    # a session's first ping
         assert result.outcome in (Outcome.APPLIED, Outcome.IMPOSSIBLE)
         d.ping_ts, d.ping_at, d.seen = ts, point, self.now
-        d.searchable = result.outcome is Outcome.APPLIED
+        d.filed = result.outcome is Outcome.APPLIED
+        if d.filed:
+            d.shown = claimed
 
     @rule(i=st.integers(0, DRIVERS - 1), north=st.floats(-500, 500), east=st.floats(-500, 500),
           behind_ms=st.sampled_from([0, 60_000]))
@@ -120,6 +150,22 @@ class IndexModel(RuleBasedStateMachine):
     @rule(seconds=st.sampled_from([1, 5, 29, 31]))
     def time_passes(self, seconds: int) -> None:
         self.now += seconds * 1000
+
+    @rule()
+    def sweep(self) -> None:
+        """The worker's sweep: drivers silent past the TTL leave their cells."""
+        self.index.sweep(now_ms=self.now)
+        for d in self.model.values():
+            if d.filed and self.now - d.seen > self.index.ttl_ms:
+                d.filed = False
+
+    @invariant()
+    def each_filed_driver_sits_in_one_cell_and_region(self) -> None:
+        for driver, d in self.model.items():
+            cells = [cell_of(d.ping_at, self.index.levels[0])] if d.filed and d.ping_at else []
+            assert filed_under(self.client, self.index, driver) == cells
+            regions = [self.index.region_of(c) for c in cells]
+            assert live_regions(self.client, driver) == regions
 
     @precondition(lambda self: any(d.online for d in self.model.values()))
     @invariant()
@@ -136,8 +182,8 @@ class IndexModel(RuleBasedStateMachine):
         qualifying = {
             driver.hex: haversine_m(CENTRE, d.ping_at)
             for driver, d in self.model.items()
-            if d.online and d.searchable and d.ping_at is not None and d.product is product
-            and d.status is status and self.now - d.seen <= self.index.ttl_ms
+            if d.online and d.filed and d.ping_at is not None and d.product is product
+            and d.shown is status and self.now - d.seen <= self.index.ttl_ms
             and haversine_m(CENTRE, d.ping_at) <= radius_m}
         found = self.index.nearby(CENTRE, product, k=k, radius_m=radius_m, now_ms=self.now,
                                   status=status)
@@ -148,11 +194,36 @@ class IndexModel(RuleBasedStateMachine):
             assert abs(qualifying[f.driver_id.hex] - f.distance_m) < 0.01
 
 
-def test_the_index_follows_its_model(redis_client: redis.Redis) -> None:
+def live_regions(client: AnyRedis, driver: uuid.UUID) -> list[str]:
+    """The regions whose `at` hash holds the driver as present, not as a tombstone (a full
+    scan: test-only)."""
+    found = []
+    for key in client.scan_iter(match=b"*}:at"):
+        record = client.hget(key, driver.bytes)
+        if record is not None and record[25] != 0:
+            found.append(key[key.index(b"{") + 1:key.index(b"}")].decode())
+    return found
+
+
+def follow_the_model(on: AnyRedis, examples: int) -> None:
     class OnThisRedis(IndexModel):
-        client = redis_client
+        client = on
 
     run_state_machine_as_test(
         OnThisRedis,
-        settings=settings(max_examples=25, stateful_step_count=40, deadline=None,
+        settings=settings(max_examples=examples, stateful_step_count=40, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture]))
+
+
+def test_the_index_follows_its_model(redis_client: redis.Redis) -> None:
+    follow_the_model(redis_client, examples=25)
+
+
+def test_the_index_follows_its_model_on_a_cluster() -> None:
+    """Regions of resolution 6 spread over the cluster's three nodes: a move across a region
+    boundary is a place on one node and an evict on another."""
+    client = RedisCluster.from_url(cluster_url())
+    try:
+        follow_the_model(client, examples=10)
+    finally:
+        client.close()

@@ -1,7 +1,8 @@
 """The driver index against a model of what it should hold, on real Redis and on a real Redis
 Cluster: random sequences of drivers going online and offline (a new session may come from a
 phone whose clock runs behind), pings (plausible, too fast, out of order; across region
-boundaries), status changes (some landing while a ping is in flight), time passing and the
+boundaries), status changes, requests landing while a ping is between its claim and its
+region steps (a status change, going offline, the driver's next ping), time passing and the
 sweeper, with every search compared to a brute-force answer over the model and the Redis keys
 checked after every step: each driver the model files sits in exactly one cell, the one of its
 last ping, and in one region; no other cell or region lists it (hypothesis, stateful)."""
@@ -25,7 +26,14 @@ from redis.cluster import RedisCluster
 
 from core.products import Product
 from geo.cells import LatLng, cell_of, haversine_m
-from geo.index import AnyRedis, DriverStatus, Outcome, PositionUpdate, RedisDriverIndex
+from geo.index import (
+    AnyRedis,
+    DriverStatus,
+    IngestResult,
+    Outcome,
+    PositionUpdate,
+    RedisDriverIndex,
+)
 from simulations.rides import offset
 from tests.integration.test_driver_index import filed_under, ping_racing
 from tests.services import cluster_url
@@ -94,38 +102,69 @@ class IndexModel(RuleBasedStateMachine):
     def ping(self, i: int, north: float, east: float, dt_ms: int, behind_ms: int) -> None:
         """A ping `dt_ms` after the driver's last one (negative: out of order); a session's
         first ping may come from a phone whose clock runs `behind_ms` behind."""
-        self.send_ping(i, north, east, dt_ms, behind_ms, None)
+        driver, d = self.ids[i], self.model[self.ids[i]]
+        update = self.next_ping(d, driver, north, east, dt_ms, behind_ms)
+        [result] = self.index.ingest([update], now_ms=self.now)
+        self.region_step(d, self.claim(d, update, result), d.status)
 
     @rule(i=st.integers(0, DRIVERS - 1), north=st.floats(-3000, 3000),
           east=st.floats(-3000, 3000), dt_ms=st.integers(1000, 60_000),
-          status=st.sampled_from(DriverStatus))
-    def status_change_during_a_ping(self, i: int, north: float, east: float, dt_ms: int,
-                                    status: DriverStatus) -> None:
-        """The status changes between the ping's claim and its region steps: the place writes
-        the status its claim read, and the next ping the new one."""
-        self.send_ping(i, north, east, dt_ms, 0, status)
+          meanwhile=st.sampled_from(["status", "offline", "newer ping"]),
+          status=st.sampled_from(DriverStatus), north2=st.floats(-500, 500),
+          east2=st.floats(-500, 500), dt2_ms=st.integers(1000, 30_000))
+    def something_lands_during_a_ping(self, i: int, north: float, east: float, dt_ms: int,
+                                      meanwhile: str, status: DriverStatus, north2: float,
+                                      east2: float, dt2_ms: int) -> None:
+        """Another request lands between a ping's claim and its region steps: a status
+        change (the place writes the status its claim read; the next ping, the new one), going
+        offline (the place must not bring the driver back) or the driver's next ping, whole
+        (the late place must not move it back)."""
+        driver, d = self.ids[i], self.model[self.ids[i]]
+        update = self.next_ping(d, driver, north, east, dt_ms, 0)
+        later = PositionUpdate(driver, offset(update.point, north2, east2), update.ts_ms + dt2_ms)
+        done: list[object] = []
 
-    def send_ping(self, i: int, north: float, east: float, dt_ms: int, behind_ms: int,
-                  racing: DriverStatus | None) -> None:
-        driver = self.ids[i]
-        d = self.model[driver]
-        base = d.ping_at or CENTRE
-        point = offset(base, north, east)
-        ts = d.ping_ts + dt_ms if d.ping_ts else self.now - behind_ms
-        update, claimed = PositionUpdate(driver, point, ts), d.status
-        if racing is None:
-            [result] = self.index.ingest([update], now_ms=self.now)
+        def land() -> None:
+            if meanwhile == "status":
+                done.append(self.index.set_status(driver, status))
+            elif meanwhile == "offline":
+                done.append(self.index.go_offline(driver))
+            else:
+                done.extend(self.index.ingest([later], now_ms=self.now))
+
+        claimed = d.status
+        result = ping_racing(self.index, update, land, now_ms=self.now)
+        outcome = self.claim(d, update, result)       # the claim came first
+        if meanwhile == "status":
+            assert done == [d.online]
+            if d.online:
+                d.status = d.shown = status
+            self.region_step(d, outcome, claimed)
+        elif meanwhile == "offline":
+            assert done == [d.online]
+            d.online = d.filed = False                # its tombstone outranks the late place
         else:
-            result = ping_racing(self.index, update, lambda: self.set_status(i, racing),
-                                 now_ms=self.now)
+            [after] = done
+            assert isinstance(after, IngestResult)
+            self.region_step(d, self.claim(d, later, after), d.status)   # newer: it stands
+
+    def next_ping(self, d: Driver, driver: uuid.UUID, north: float, east: float, dt_ms: int,
+                  behind_ms: int) -> PositionUpdate:
+        point = offset(d.ping_at or CENTRE, north, east)
+        ts = d.ping_ts + dt_ms if d.ping_ts else self.now - behind_ms
+        return PositionUpdate(driver, point, ts)
+
+    def claim(self, d: Driver, update: PositionUpdate, result: IngestResult) -> Outcome:
+        """Check a ping's outcome against the model, and record it where the directory does."""
+        point, ts = update.point, update.ts_ms
         if not d.online:
             assert result.outcome is Outcome.OFFLINE
-            return
+            return result.outcome
         if d.ping_ts and ts <= d.ping_ts:
             assert result.outcome is Outcome.OUT_OF_ORDER
-            return
-        if d.ping_ts:
-            speed = haversine_m(base, point) / ((ts - d.ping_ts) / 1000)
+            return result.outcome
+        if d.ping_ts and d.ping_at is not None:
+            speed = haversine_m(d.ping_at, point) / ((ts - d.ping_ts) / 1000)
             if speed < SURELY_PLAUSIBLE_MPS:
                 assert result.outcome is Outcome.APPLIED
             elif speed > SURELY_IMPOSSIBLE_MPS:
@@ -134,9 +173,16 @@ class IndexModel(RuleBasedStateMachine):
             assert result.outcome is Outcome.APPLIED    # a session's first ping
         assert result.outcome in (Outcome.APPLIED, Outcome.IMPOSSIBLE)
         d.ping_ts, d.ping_at, d.seen = ts, point, self.now
-        d.filed = result.outcome is Outcome.APPLIED
-        if d.filed:
-            d.shown = claimed
+        return result.outcome
+
+    @staticmethod
+    def region_step(d: Driver, outcome: Outcome, claimed: DriverStatus) -> None:
+        """What a claim's region step does: placed with the status the claim read, or
+        evicted (an impossible jump)."""
+        if outcome is Outcome.APPLIED:
+            d.filed, d.shown = True, claimed
+        elif outcome is Outcome.IMPOSSIBLE:
+            d.filed = False
 
     @rule(i=st.integers(0, DRIVERS - 1), north=st.floats(-500, 500), east=st.floats(-500, 500),
           behind_ms=st.sampled_from([0, 60_000]))

@@ -1,9 +1,9 @@
 -- Region step of moves out of a region, impossible jumps and going offline.
 -- KEYS[1] the region's `at` key; ARGV[1] bucket divisor;
 -- ARGV[2] records, 32 bytes each: '<c16dd' id, ts_ms, the session's online-since time.
--- Removes each driver from the region if its record is older than ts_ms and leaves a
--- tombstone at ts_ms, so that a late, older place cannot resurrect it. A tombstone of an
--- earlier session is replaced whatever its ts; one of a later session is kept.
+-- Removes each driver from the region if its record is older (by session, then ts_ms:
+-- `after`) and leaves a tombstone at ts_ms, so that a late, older place cannot resurrect it.
+-- A record of an earlier session is replaced whatever its ts; one of a later session is kept.
 local div, blob = tonumber(ARGV[1]), ARGV[2]
 local n = #blob / 32
 local ids = {}
@@ -21,9 +21,9 @@ for i = 1, n do
   end
   local newer
   if cst == GONE then   -- a tombstone (or none: after any step) keeps its session where score is
-    newer = after_tombstone(since, ts, cscore, cts)
+    newer = after(since, ts, cscore, cts)
   else
-    newer = cts < ts
+    newer = after_live(since, ts, cur, cts)
   end
   if newer then
     if cst ~= GONE then

@@ -2,14 +2,14 @@
 -- KEYS[1] the region's `at` key, e.g. "rh:{83283afffffffff}:at".
 -- ARGV[1] bucket divisor: 8^(15 - coarsest search resolution).
 -- ARGV[2] records of 68 bytes: the driver's id (16 bytes), then its `at` record as it will be
---   written ('<dddBBhdd' lat, lng, ts_ms, product, status, heading, score of its finest cell,
---   seen_ms), then the online-since time of the driver's session ('<d').
+--   written ('<dddBBhddd' lat, lng, ts_ms, product, status, heading, score of its finest cell,
+--   seen_ms, the online-since time of the driver's session).
 -- The status is the directory's, as the claim read it. A status change landing between the
 -- claim and this place (it rewrote the region's record, or found none to rewrite) may be
 -- overwritten here, but only until the driver's next ping, whose claim reads it: keeping the
 -- region's status instead would keep a change that found no record lost for good.
--- A place applies only when newer than the driver's `at` record: than its entry by ts, than
--- its tombstone by session (online-since time), then by ts within the same session: it
+-- A place applies only when newer than the driver's `at` record, entry or tombstone: by
+-- session (online-since time), then by ts within the same session (`after`): it
 -- rewrites the record and re-scores the driver, one ZADD (a move between cells is a new
 -- score, so the driver is never in two cells; a ping in the same cell needs none); a move to
 -- another bucket or product first removes it from the old set.
@@ -30,8 +30,8 @@ for i = 1, n do
   if cur then
     local _, _, cts, cprod, cst, _, cscore = struct.unpack(HEAD, cur)
     if cst == GONE then            -- a tombstone keeps its session where score is
-      ok = after_tombstone(since, ts, cscore, cts)
-    elseif ts <= cts then
+      ok = after(since, ts, cscore, cts)
+    elseif not after_live(since, ts, cur, cts) then
       ok = false
     else
       -- Scores are integers below 2^53 and div a power of 8: x - x % div is exact.
@@ -44,7 +44,7 @@ for i = 1, n do
   end
   if ok then
     if not filed then redis.call('ZADD', bucket_key(p, product, score, div), score, id) end
-    local record = string.sub(blob, base + 17, base + 60)    -- the record as sent
+    local record = string.sub(blob, base + 17, base + size)  -- the record as sent
     latest[id] = record
     ats[#ats + 1] = id
     ats[#ats + 1] = record

@@ -1,14 +1,15 @@
 -- Shared by the region scripts (prepended to each): the `at` record and batched reads/writes.
--- `at` maps driver -> '<dddBBhdd' lat, lng, ts, product, status, heading, score, seen: where
--- and how the driver is in this region; the position lives once, here. ts is the ping's
+-- `at` maps driver -> '<dddBBhddd' lat, lng, ts, product, status, heading, score, seen, since:
+-- where and how the driver is in this region; the position lives once, here. ts is the ping's
 -- recorded time (the phone's clock: it orders a driver's pings), seen the server's time when
 -- the ping arrived (freshness: a driver silent for the TTL leaves search, whatever its phone's
--- clock says). Records written before `seen` existed end after score (36 bytes): their seen
--- is ts. Status 0 marks a tombstone (36 bytes): the driver left the region at ts, and nothing
--- older of the same session may place it again. A tombstone keeps, where a live record keeps
--- its score, the online-since time of the session that left (0 for tombstones written before
--- it was kept): a later session's pings place the driver whatever their ts (a new phone's
--- clock may run behind the old one's), and its own tombstones replace the older session's.
+-- clock says), since the online-since time of the driver's session. Ping times order one
+-- session's steps only (a new phone's clock may run behind the old one's): steps are ordered
+-- by session first, then by ts (`after`). Records written before `since` was kept end after
+-- seen (44 bytes) and are ordered by ts alone; before `seen` existed they ended after score
+-- (36 bytes): their seen is ts. Status 0 marks a tombstone (36 bytes): the driver left the
+-- region at ts, and nothing older may place it again. A tombstone keeps its session's since
+-- where a live record keeps its score (0 for tombstones written before it was kept).
 -- `z:<product>:<bucket>` is a sorted set of drivers scored by the digits of their finest H3
 -- cell below the region; a bucket is a cell of the coarsest search level (score / div), so
 -- every search cell is a contiguous score range of one small set.
@@ -20,11 +21,20 @@ local CHUNK = 500
 local GONE = 0
 local HEAD = '<dddBBhd'   -- a record without `seen`: a tombstone, or one written before it
 local HEAD_SIZE = 36
+local SEEN_SIZE = 44      -- a live record written before `since` was kept
 
--- Whether a step of session `since` at `ts` comes after a tombstone's (`tsince`, `tts`):
+-- Whether a step of session `since` at `ts` comes after a record's (`tsince`, `tts`):
 -- sessions first, then ping times within one session.
-local function after_tombstone(since, ts, tsince, tts)
+local function after(since, ts, tsince, tts)
   return since > tsince or (since == tsince and ts > tts)
+end
+
+-- Whether a step of session `since` at `ts` comes after the live record `cur` (at `cts`).
+local function after_live(since, ts, cur, cts)
+  if #cur > SEEN_SIZE then
+    return after(since, ts, struct.unpack('<d', cur, SEEN_SIZE + 1), cts)
+  end
+  return ts > cts
 end
 
 local key_cache = {}   -- product -> bucket -> key, for this call

@@ -260,7 +260,7 @@ def test_records_written_before_arrival_times_are_read_by_their_ping_time(
                  now_ms=T0 + 10_000)
     at = index.region_at(index.region_of(cell_of(CENTRE, index.levels[0])))
     record = redis_client.hget(at, old.bytes)
-    assert record is not None and len(record) == 44
+    assert record is not None and len(record) == 52
     redis_client.hset(at, old.bytes, record[:36])
 
     def search(now_ms: int) -> list[uuid.UUID]:
@@ -277,8 +277,30 @@ def test_records_written_before_arrival_times_are_read_by_their_ping_time(
     assert filed_under(redis_client, index, old) == []
     later = T0 + ttl_ms + 2000
     index.ingest([PositionUpdate(old, CENTRE, later)], now_ms=later)
-    assert len(redis_client.hget(at, old.bytes) or b"") == 44
+    assert len(redis_client.hget(at, old.bytes) or b"") == 52
     assert search(later) == [old, new]
+
+
+def test_records_written_before_sessions_were_kept_are_ordered_by_ping_time(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """An `at` entry of the layout before it kept its session (44 bytes, during a rolling
+    deploy) is ordered by ping time alone: a late, older place of its own session loses, a
+    newer one rewrites it in the new layout, after which sessions order it."""
+    driver = uuid.uuid4()
+    cell = cell_of(CENTRE, index.levels[0])
+    region = index.region_prefix(index.region_of(cell))
+    place, _ = region_steps(index, driver)
+    place(region, cell, 100, since=1)
+    record = redis_client.hget(f"{region}:at", driver.bytes)
+    assert record is not None and len(record) == 52
+    redis_client.hset(f"{region}:at", driver.bytes, record[:44])
+    place(region, cell, 90, since=2)            # ordered by ts: loses
+    assert (redis_client.hget(f"{region}:at", driver.bytes) or b"") == record[:44]
+    place(region, cell, 110, since=1)
+    assert len(redis_client.hget(f"{region}:at", driver.bytes) or b"") == 52
+    place(region, cell, 90, since=2)            # a later session: wins, though older
+    stored = redis_client.hget(f"{region}:at", driver.bytes)
+    assert isinstance(stored, bytes) and PLACE_IN.unpack(driver.bytes + stored)[3] == 90
 
 
 def test_the_idle_sweep_forgets_only_drivers_and_buckets_idle_past_the_bound(
@@ -802,3 +824,34 @@ def test_a_status_change_racing_a_ping_holds_from_the_next_ping(
 
     assert found(DriverStatus.ON_TRIP) == [driver]
     assert found(DriverStatus.AVAILABLE) == []
+
+
+def test_a_late_place_of_an_ended_session_cannot_move_the_next_one(
+        index: RedisDriverIndex) -> None:
+    """A ping's region steps are delayed (its API process stalls) while the driver goes
+    offline, back online on a phone whose clock runs a minute behind, and pings: the late
+    place belongs to the ended session and must lose to the new session's entry, though its
+    recorded time is later. Before sessions ordered live entries too, it moved the driver
+    back to the old position and kept out every later ping of the new phone until its clock
+    passed the old one's."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
+    old_spot, new_spot = offset(CENTRE, 200, 0), offset(CENTRE, -200, 0)
+    t = T0 + 4000
+
+    def switch_phones() -> None:
+        assert index.go_offline(driver)
+        index.go_online(driver, Product.ECONOMY, now_ms=t + 1)
+        [first] = index.ingest([PositionUpdate(driver, new_spot, t - 60_000)], now_ms=t + 2)
+        assert first.outcome is Outcome.APPLIED
+
+    late = ping_racing(index, PositionUpdate(driver, old_spot, t), switch_phones, now_ms=t)
+    assert late.outcome is Outcome.APPLIED
+    for step in (1, 2):
+        now = t + 4000 * step
+        at = offset(new_spot, -10 * step, 0)
+        [result] = index.ingest([PositionUpdate(driver, at, now - 60_000)], now_ms=now)
+        assert result.outcome is Outcome.APPLIED
+        found = index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=1000, now_ms=now)
+        assert [(d.driver_id, d.point) for d in found] == [(driver, at)]

@@ -78,10 +78,15 @@ class IndexModel(RuleBasedStateMachine):
     def go_online(self, i: int) -> None:
         driver, d = self.ids[i], self.model[self.ids[i]]
         if not d.online:
-            # Sessions are told apart by the millisecond they began.
-            d.online, d.since, d.ping_ts, d.filed = True, max(self.now, d.since + 1), 0, False
-            d.status = d.shown = DriverStatus.AVAILABLE
+            self.begin_session(d)
         self.index.go_online(driver, d.product, now_ms=d.since)
+
+    def begin_session(self, d: Driver) -> None:
+        d.online, d.since, d.ping_ts, d.filed = True, self.next_since(d), 0, False
+        d.status = d.shown = DriverStatus.AVAILABLE
+
+    def next_since(self, d: Driver) -> int:
+        return max(self.now, d.since + 1)   # sessions are told apart by their first ms
 
     @rule(i=st.integers(0, DRIVERS - 1))
     def go_offline(self, i: int) -> None:
@@ -109,7 +114,7 @@ class IndexModel(RuleBasedStateMachine):
 
     @rule(i=st.integers(0, DRIVERS - 1), north=st.floats(-3000, 3000),
           east=st.floats(-3000, 3000), dt_ms=st.integers(1000, 60_000),
-          meanwhile=st.sampled_from(["status", "offline", "newer ping"]),
+          meanwhile=st.sampled_from(["status", "offline", "newer ping", "switch phones"]),
           status=st.sampled_from(DriverStatus), north2=st.floats(-500, 500),
           east2=st.floats(-500, 500), dt2_ms=st.integers(1000, 30_000))
     def something_lands_during_a_ping(self, i: int, north: float, east: float, dt_ms: int,
@@ -117,11 +122,15 @@ class IndexModel(RuleBasedStateMachine):
                                       east2: float, dt2_ms: int) -> None:
         """Another request lands between a ping's claim and its region steps: a status
         change (the place writes the status its claim read; the next ping, the new one), going
-        offline (the place must not bring the driver back) or the driver's next ping, whole
-        (the late place must not move it back)."""
+        offline (the place must not bring the driver back), the driver's next ping, whole
+        (the late place must not move it back), or the driver switching phones: offline, then
+        online on a phone whose clock runs a minute behind, and its first ping (the late place
+        of the ended session must lose to it, though its recorded time is later)."""
         driver, d = self.ids[i], self.model[self.ids[i]]
         update = self.next_ping(d, driver, north, east, dt_ms, 0)
         later = PositionUpdate(driver, offset(update.point, north2, east2), update.ts_ms + dt2_ms)
+        if meanwhile == "switch phones":
+            later = PositionUpdate(driver, later.point, self.now - 60_000)
         done: list[object] = []
 
         def land() -> None:
@@ -129,6 +138,10 @@ class IndexModel(RuleBasedStateMachine):
                 done.append(self.index.set_status(driver, status))
             elif meanwhile == "offline":
                 done.append(self.index.go_offline(driver))
+            elif meanwhile == "switch phones":
+                done.append(self.index.go_offline(driver))
+                self.index.go_online(driver, d.product, now_ms=self.next_since(d))
+                done.extend(self.index.ingest([later], now_ms=self.now))
             else:
                 done.extend(self.index.ingest([later], now_ms=self.now))
 
@@ -143,6 +156,12 @@ class IndexModel(RuleBasedStateMachine):
         elif meanwhile == "offline":
             assert done == [d.online]
             d.online = d.filed = False                # its tombstone outranks the late place
+        elif meanwhile == "switch phones":
+            went_offline, first = done
+            assert went_offline == d.online
+            self.begin_session(d)
+            assert isinstance(first, IngestResult)
+            self.region_step(d, self.claim(d, later, first), d.status)
         else:
             [after] = done
             assert isinstance(after, IngestResult)
@@ -262,7 +281,7 @@ def follow_the_model(on: AnyRedis, examples: int) -> None:
 
 
 def test_the_index_follows_its_model(redis_client: redis.Redis) -> None:
-    follow_the_model(redis_client, examples=25)
+    follow_the_model(redis_client, examples=40)
 
 
 def test_the_index_follows_its_model_on_a_cluster() -> None:

@@ -94,7 +94,7 @@ def assert_only_at(client: AnyRedis, index: RedisDriverIndex, driver: uuid.UUID,
     assert filed_under(client, index, driver) == [cell_of(point, index.levels[0])]
 
 
-def live_in(client: redis.Redis, region_prefix: str, driver: uuid.UUID) -> bool:
+def live_in(client: AnyRedis, region_prefix: str, driver: uuid.UUID) -> bool:
     """Whether the region's `at` hash holds the driver as present (not as a tombstone)."""
     record = client.hget(f"{region_prefix}:at", driver.bytes)
     return record is not None and record[25] != 0

@@ -2,10 +2,11 @@
 Cluster: random sequences of drivers going online and offline (a new session may come from a
 phone whose clock runs behind), pings (plausible, too fast, out of order; across region
 boundaries), status changes, requests landing while a ping is between its claim and its
-region steps (a status change, going offline, the driver's next ping), time passing and the
-sweeper, with every search compared to a brute-force answer over the model and the Redis keys
-checked after every step: each driver the model files sits in exactly one cell, the one of its
-last ping, and in one region; no other cell or region lists it (hypothesis, stateful)."""
+region steps (a status change, going offline, the driver's next ping, a phone switch), time
+passing and the sweeper, with every search compared to a brute-force answer over the model and
+the Redis keys checked after every step: each driver the model files sits in exactly one cell,
+the one of its last ping, and in one region; no other cell or region lists it (hypothesis,
+stateful)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from geo.index import (
     RedisDriverIndex,
 )
 from simulations.rides import offset
-from tests.integration.test_driver_index import filed_under, ping_racing
+from tests.integration.test_driver_index import filed_under, live_in, ping_racing
 from tests.services import cluster_url
 
 CENTRE = LatLng(40.7580, -73.9855)
@@ -262,12 +263,9 @@ class IndexModel(RuleBasedStateMachine):
 def live_regions(client: AnyRedis, driver: uuid.UUID) -> list[str]:
     """The regions whose `at` hash holds the driver as present, not as a tombstone (a full
     scan: test-only)."""
-    found = []
-    for key in client.scan_iter(match=b"*}:at"):
-        record = client.hget(key, driver.bytes)
-        if record is not None and record[25] != 0:
-            found.append(key[key.index(b"{") + 1:key.index(b"}")].decode())
-    return found
+    return [key[key.index(b"{") + 1:key.index(b"}")].decode()
+            for key in client.scan_iter(match=b"*}:at")
+            if live_in(client, key[:-len(b":at")].decode(), driver)]
 
 
 def follow_the_model(on: AnyRedis, examples: int) -> None:

@@ -17,8 +17,9 @@ from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory
 from core.settings import Settings
 from geo.eta import EtaEstimator, StraightLineEta
-from geo.index import AnyAsyncRedis, AnyRedis, RedisDriverIndex
+from geo.index import RedisDriverIndex
 from geo.pings import PingRules
+from geo.scripts import AnyAsyncRedis, AnyRedis
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from benchmarks.report import (
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng
-from geo.index import PositionUpdate, RedisDriverIndex
+from geo.index import RedisDriverIndex
+from geo.records import PositionUpdate
 
 BATCH = 2_000
 ROUNDS = 4

@@ -12,7 +12,7 @@ from benchmarks.city import make_city
 from benchmarks.report import Figure, bench_redis, header, new_index, show, sizes
 from core.products import Product
 from core.settings import Settings
-from geo.index import PositionUpdate
+from geo.records import PositionUpdate
 
 T0 = 1_800_000_000_000
 

@@ -43,7 +43,8 @@ from benchmarks.report import (
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, forget_geometry
-from geo.index import NearbyDriver, PositionUpdate, RedisDriverIndex
+from geo.index import RedisDriverIndex
+from geo.records import NearbyDriver, PositionUpdate
 
 K, RADIUS_M = 10, 3000.0
 QUERIES = int(os.environ.get("BENCH_QUERIES", "3000"))

@@ -38,7 +38,8 @@ from benchmarks.nearby import RADIUS_M, T0, K, geosearch_run, index_run, load_re
 from benchmarks.report import Figure, bench_redis, header, new_index, show, sizes
 from core.settings import Settings
 from geo.cells import LatLng
-from geo.index import SWEEP_BATCH, PositionUpdate, RedisDriverIndex
+from geo.index import SWEEP_BATCH, RedisDriverIndex
+from geo.records import PositionUpdate
 
 WARM_QUERIES = 1000
 # GEOSEARCH in the dense centre of a 1M city takes ~60 ms, ~50x that under callgrind.

@@ -15,7 +15,8 @@ from core.clock import from_ms
 from events.catalogue import EventType
 from events.envelope import Envelope
 from geo.cells import cell_of
-from geo.index import LocationSample, RedisDriverIndex
+from geo.index import RedisDriverIndex
+from geo.records import LocationSample
 
 SAMPLE_NAMESPACE = uuid.UUID("6b1d4c1e-8a55-4a8e-9d2a-3f3b6f0c2a71")
 

@@ -22,7 +22,8 @@ from events import outbox
 from events.catalogue import EventType
 from geo.columns import from_point
 from geo.eta import EtaEstimator
-from geo.index import DriverStatus, RedisDriverIndex
+from geo.index import RedisDriverIndex
+from geo.records import DriverStatus
 from trips import service as trips
 from trips.domain import DRIVER_ASSIGNED, TripStatus, check_transition
 from trips.events import trip_event

@@ -13,8 +13,9 @@ from accounts.models import Driver
 from core.clock import from_ms, to_ms
 from core.errors import Conflict, NotFound, RateLimited
 from core.products import Product
-from geo.index import IngestResult, Outcome, PositionUpdate, RedisDriverIndex
+from geo.index import RedisDriverIndex
 from geo.pings import Ping, PingRules, triage
+from geo.records import IngestResult, Outcome, PositionUpdate
 from trips.domain import DRIVER_ASSIGNED
 from trips.models import Trip
 

@@ -47,7 +47,7 @@ def haversine_raw_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float
 
 def ring(cell: int, k: int) -> tuple[int, ...]:
     """Ring `k` around `cell`, as integer cells (pentagon-safe). Not cached: its user
-    (`geo.index.SearchGeometry`) caches what it builds from it."""
+    (`geo.search_geometry.SearchGeometry`) caches what it builds from it."""
     try:
         return tuple(memoryview(h3m.grid_ring(cell, k)).tolist())
     except h3.H3BaseException:

@@ -13,7 +13,8 @@ from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng
 from geo.eta import StraightLineEta
-from geo.index import PositionUpdate, RedisDriverIndex
+from geo.index import RedisDriverIndex
+from geo.records import PositionUpdate
 from trips import service as trips
 from trips.models import Trip
 

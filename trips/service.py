@@ -21,7 +21,8 @@ from events import outbox
 from geo.cells import LatLng, cell_of
 from geo.columns import from_point, to_point
 from geo.eta import EtaEstimator
-from geo.index import DriverState, DriverStatus, RedisDriverIndex
+from geo.index import RedisDriverIndex
+from geo.records import DriverState, DriverStatus
 from pricing.fares import estimate_fare
 from trips.domain import EVENT_FOR, TripStatus, check_transition
 from trips.events import trip_event

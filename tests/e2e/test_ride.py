@@ -20,7 +20,7 @@ from events.analytics import trip_counts
 from events.catalogue import Topic
 from events.schemas import schema_errors
 from geo.cells import LatLng
-from geo.index import DriverStatus
+from geo.records import DriverStatus
 from simulations.rides import play_ride
 from simulations.stack import running_stack
 from tests.kafka_reading import read_topic

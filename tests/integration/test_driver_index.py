@@ -16,21 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis as AsyncRedis
 
-import geo.index
+import geo.search_geometry
 from core.products import Product
 from core.settings import Settings
 from geo.cells import LatLng, cell_of, coarse_reach, haversine_m
-from geo.index import (
-    EVICT_IN,
-    PLACE_IN,
-    WALKS_PER_DISK,
-    AnyRedis,
-    DriverStatus,
-    IngestResult,
-    Outcome,
-    PositionUpdate,
-    RedisDriverIndex,
-)
+from geo.index import RedisDriverIndex
+from geo.records import EVICT_IN, PLACE_IN, DriverStatus, IngestResult, Outcome, PositionUpdate
+from geo.scripts import AnyRedis
+from geo.search_geometry import WALKS_PER_DISK
 from simulations.rides import offset
 
 CENTRE = LatLng(40.7580, -73.9855)
@@ -428,13 +421,13 @@ def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count:
 def count_round_trips(index: RedisDriverIndex, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """A list that grows by one for each round trip of the index's searches from now on."""
     trips: list[int] = []
-    search = index._search_cells
+    search = index._search._search_cells
 
     def counted(*args: object) -> object:
         trips.append(1)
         return search(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(index, "_search_cells", counted)
+    monkeypatch.setattr(index._search, "_search_cells", counted)
     return trips
 
 
@@ -546,11 +539,11 @@ def region_steps(index: RedisDriverIndex, driver: uuid.UUID) -> tuple[RegionStep
         score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
         record = PLACE_IN.pack(driver.bytes, CENTRE.lat, CENTRE.lng, ts, 0, 1, -1, score, ts,
                                since)
-        index._run("place", keys=[f"{prefix}:at"], args=[index._bucket_div, record])
+        index._run("place", keys=[f"{prefix}:at"], args=[index.layout.bucket_div, record])
 
     def evict(prefix: str, ts: int, since: float = 1) -> None:
         index._run("evict", keys=[f"{prefix}:at"],
-                   args=[index._bucket_div, EVICT_IN.pack(driver.bytes, ts, since)])
+                   args=[index.layout.bucket_div, EVICT_IN.pack(driver.bytes, ts, since)])
 
     return place, evict
 
@@ -689,14 +682,14 @@ def test_a_wide_search_far_from_the_warm_up_walks_few_coarse_cells_and_stays_exa
     same drivers, again without walking; a search from elsewhere walks its own nearest."""
     coarsest = index.levels[-1]
     walked: list[int] = []
-    real_reach = geo.index.reach
+    real_reach = geo.search_geometry.reach
 
     def counting(cell: int, finest: int) -> object:
         if h3.get_resolution(h3.int_to_str(cell)) == coarsest:
             walked.append(cell)
         return real_reach(cell, finest)
 
-    monkeypatch.setattr(geo.index, "reach", counting)
+    monkeypatch.setattr(geo.search_geometry, "reach", counting)
     there = offset(CENTRE, 40_000, 40_000)
     drivers = {uuid.uuid4(): offset(there, east, north)
                for east, north in ((9_000, 0), (-4_000, -6_000), (200, 9_700))}
@@ -785,7 +778,7 @@ def ping_racing(index: RedisDriverIndex, update: PositionUpdate, meanwhile: Call
                 now_ms: int) -> IngestResult:
     """One ping through the real ingest steps, with `meanwhile` run after its directory claim
     and before its region steps, if it has any (another request landing in that gap)."""
-    plan = index._ingest_plan([update], (), now_ms)
+    plan = index._planner.plan([update], (), now_ms)
     replies = index._scripts.run_calls(index.client, next(plan))
     meanwhile()
     with pytest.raises(StopIteration) as done:

@@ -15,7 +15,8 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from core.products import Product
 from geo.cells import LatLng, cell_of, coarse_reach, haversine_m
-from geo.index import DriverStatus, Outcome, PositionUpdate, RedisDriverIndex
+from geo.index import RedisDriverIndex
+from geo.records import DriverStatus, Outcome, PositionUpdate
 from simulations.rides import offset
 from tests.integration.test_driver_index import (
     CENTRE,

@@ -27,14 +27,9 @@ from redis.cluster import RedisCluster
 
 from core.products import Product
 from geo.cells import LatLng, cell_of, haversine_m
-from geo.index import (
-    AnyRedis,
-    DriverStatus,
-    IngestResult,
-    Outcome,
-    PositionUpdate,
-    RedisDriverIndex,
-)
+from geo.index import RedisDriverIndex
+from geo.records import DriverStatus, IngestResult, Outcome, PositionUpdate
+from geo.scripts import AnyRedis
 from simulations.rides import offset
 from tests.integration.test_driver_index import filed_under, live_in, ping_racing
 from tests.services import cluster_url

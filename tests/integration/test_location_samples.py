@@ -12,7 +12,8 @@ from dispatch.location_relay import LocationSampleRelay
 from events.catalogue import Topic
 from events.publisher import KafkaPublisher
 from events.schemas import schema_errors
-from geo.index import PositionUpdate, RedisDriverIndex
+from geo.index import RedisDriverIndex
+from geo.records import PositionUpdate
 from simulations.rides import offset
 from tests.factories import CENTRE
 from tests.kafka_reading import read_topic
@@ -34,7 +35,7 @@ def test_samples_reach_the_topic_once_per_interval_and_are_trimmed(
     relay = LocationSampleRelay(index, producer, resolution=9)
     assert relay.run_once() == 9
     assert relay.run_once() == 0
-    assert all(redis_client.xlen(key) == 0 for key in index._stream_keys)
+    assert all(redis_client.xlen(key) == 0 for key in index.layout.stream_keys)
     topic = kafka_settings.topic(Topic.DRIVER_LOCATIONS.value)
     messages = read_topic(kafka_settings, topic, expect=9)
     assert sorted(k for k, _ in messages) == sorted(str(d) for d in drivers for _ in range(3))
@@ -71,7 +72,7 @@ def test_one_stream_entry_carries_a_batchs_samples_of_a_shard(
     index.go_online_many([(d, Product.XL) for d in drivers], now_ms=T0)
     points = {d: offset(CENTRE, 30 * i, 10 * i) for i, d in enumerate(drivers)}
     index.ingest([PositionUpdate(d, points[d], T0 + 1000, heading_deg=90) for d in drivers])
-    shard_stream = index._stream_keys[7]
+    shard_stream = index.layout.stream_keys[7]
     assert redis_client.xlen(shard_stream) == 1
     after: dict[int, str] = {}
     samples = index.read_samples(after)

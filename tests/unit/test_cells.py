@@ -7,7 +7,6 @@ import random
 import h3
 import h3.api.basic_int as h3i
 import pytest
-import redis
 
 from geo.cells import (
     QUICK_REACH_FACTOR,
@@ -22,7 +21,8 @@ from geo.cells import (
     reach,
     ring,
 )
-from geo.index import RedisDriverIndex, SearchDisk, parent_int, search_floors_m
+from geo.layout import KeyLayout, parent_int
+from geo.search_geometry import SearchDisk, SearchGeometry, search_floors_m
 
 
 @pytest.mark.parametrize(("lat", "lng"), [(999, 10), (-91, 0), (0, 181), (math.nan, 0),
@@ -51,13 +51,16 @@ def _point_in(cell: str, rng: random.Random) -> LatLng:
 
 
 @functools.cache
-def _index(finest: int) -> RedisDriverIndex:
-    return RedisDriverIndex(redis.Redis(), levels=(finest,))    # never connects here
+def _geometry(finest: int) -> SearchGeometry:
+    """The search geometry of an index searching at `finest` alone (default key layout)."""
+    layout = KeyLayout("rh", 3, (finest,))
+    return SearchGeometry(finest, finest, layout.score_mask, layout.bucket_shift,
+                          layout.region_keep)
 
 
 def _disk(origin: int, first: int, last: int, finest: int) -> SearchDisk:
     """Rings `first`..`last` around `origin` as the index's search reads them."""
-    return _index(finest)._disk(origin, first, last)
+    return _geometry(finest).disk(origin, first, last)
 
 
 @pytest.mark.parametrize("resolution", [7, 8, 9, 10, 11])

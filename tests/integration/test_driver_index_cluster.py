@@ -18,7 +18,7 @@ from geo.cells import LatLng, cell_of, coarse_reach, haversine_m
 from geo.index import RedisDriverIndex
 from geo.records import DriverStatus, Outcome, PositionUpdate
 from simulations.rides import offset
-from tests.integration.test_driver_index import (
+from tests.integration.index_helpers import (
     CENTRE,
     T0,
     assert_only_at,

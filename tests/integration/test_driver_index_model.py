@@ -31,7 +31,7 @@ from geo.index import RedisDriverIndex
 from geo.records import DriverStatus, IngestResult, Outcome, PositionUpdate
 from geo.scripts import AnyRedis
 from simulations.rides import offset
-from tests.integration.test_driver_index import filed_under, live_in, ping_racing
+from tests.integration.index_helpers import filed_under, live_in, ping_racing
 from tests.services import cluster_url
 
 CENTRE = LatLng(40.7580, -73.9855)

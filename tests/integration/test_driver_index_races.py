@@ -1,0 +1,152 @@
+"""Interleavings of the index's steps replayed on real Redis: late places and evictions,
+phone switches, and status changes racing a ping."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from core.products import Product
+from geo.cells import cell_of, haversine_m
+from geo.index import RedisDriverIndex
+from geo.records import DriverStatus, Outcome, PositionUpdate
+from simulations.rides import offset
+from tests.integration.index_helpers import (
+    CENTRE,
+    T0,
+    filed_under,
+    live_in,
+    ping_racing,
+    region_steps,
+)
+
+
+def test_a_driver_back_online_on_a_phone_whose_clock_runs_behind_is_found(
+        index: RedisDriverIndex) -> None:
+    """A driver goes offline on one phone and comes back on another whose clock runs a minute
+    behind: the new session's pings are accepted and must place the driver, though their
+    recorded times are older than the tombstone the first session left at its last ping's."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
+    assert index.go_offline(driver)
+    back = T0 + 5_000
+    index.go_online(driver, Product.ECONOMY, now_ms=back)
+    for step, at in enumerate((offset(CENTRE, 100, 0), offset(CENTRE, 150, 0))):
+        behind = back + 5_000 * step - 60_000
+        [result] = index.ingest([PositionUpdate(driver, at, behind)], now_ms=back + 5_000 * step)
+        assert result.outcome is Outcome.APPLIED
+        found = index.nearby(CENTRE, Product.ECONOMY, k=1, radius_m=1000,
+                             now_ms=back + 5_000 * step)
+        assert [d.driver_id for d in found] == [driver]
+        assert found[0].distance_m == pytest.approx(haversine_m(CENTRE, at), abs=0.01)
+
+
+def test_sessions_order_a_regions_tombstones_before_ping_times(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """Session 2's pings run behind session 1's clock: its place beats session 1's tombstone,
+    session 1's late evict and late place lose to session 2's records, and within session 2 a
+    late place still cannot resurrect the driver past its own tombstone."""
+    driver = uuid.uuid4()
+    cell = cell_of(CENTRE, index.levels[0])
+    region = index.region_prefix(index.region_of(cell))
+    place, evict = region_steps(index, driver)
+    place(region, cell, 100, since=1)
+    evict(region, 101, since=1)                 # session 1 goes offline
+    place(region, cell, 40, since=2)            # session 2, its phone's clock behind
+    assert live_in(redis_client, region, driver)
+    evict(region, 60, since=2)                  # session 2 leaves the region
+    evict(region, 101, since=1)                 # session 1's evict, late: older session
+    place(region, cell, 100, since=1)           # session 1's place, late: older session
+    place(region, cell, 50, since=2)            # session 2's own, older than its tombstone
+    assert not live_in(redis_client, region, driver)
+    assert filed_under(redis_client, index, driver) == []
+    place(region, cell, 70, since=2)
+    assert filed_under(redis_client, index, driver) == [cell]
+
+
+def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """The exact interleaving that leaves a ghost without tombstones, replayed step by step:
+    ping A (ts 5) moves R1 -> R2, ping B (ts 6) moves back R2 -> R1; B's region steps run
+    first, then A's late place in R2 arrives."""
+    driver = uuid.uuid4()
+    near = cell_of(CENTRE, index.levels[0])
+    far = cell_of(offset(CENTRE, 0, 400_000), index.levels[0])
+    r1, r2 = index.region_prefix(index.region_of(near)), index.region_prefix(index.region_of(far))
+    assert r1 != r2
+
+    place, evict = region_steps(index, driver)
+
+    place(r1, near, 4)      # where the driver was
+    place(r1, near, 6)      # B lands back in R1
+    evict(r2, 6)            # B evicts R2 (nothing there yet)
+    place(r2, far, 5)       # A's place arrives late
+    evict(r1, 5)            # A's evict of R1 is older than B: no effect
+    assert not live_in(redis_client, r2, driver)
+    assert live_in(redis_client, r1, driver)
+    assert filed_under(redis_client, index, driver) == [near]
+
+
+@pytest.mark.parametrize("case", ["first ping", "same cell", "into another region"])
+def test_a_status_change_racing_a_ping_holds_from_the_next_ping(
+        index: RedisDriverIndex, case: str) -> None:
+    """A trip starts (status on_trip) between a ping's claim, which read the old status, and
+    its place. The place may still write the status it carried, but the directory holds the
+    new one and the next ping must carry it: whether the place found the driver in its region
+    or not (a session's first ping, a move into another region, where the status change had
+    no region record to rewrite)."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    far = offset(CENTRE, 0, 400_000)
+    assert index.region_of(cell_of(far, index.levels[0])) != \
+        index.region_of(cell_of(CENTRE, index.levels[0]))
+    start = {"first ping": None, "same cell": CENTRE, "into another region": far}[case]
+    t = T0
+    if start is not None:
+        index.ingest([PositionUpdate(driver, start, t)], now_ms=t)
+        t += 3 * 3_600_000      # hours later: the 400 km move is plausible
+    ping_racing(index, PositionUpdate(driver, CENTRE, t),
+                lambda: index.set_status(driver, DriverStatus.ON_TRIP), now_ms=t)
+    t += 4000
+    index.ingest([PositionUpdate(driver, offset(CENTRE, 1, 0), t)], now_ms=t)
+
+    def found(status: DriverStatus) -> list[uuid.UUID]:
+        return [d.driver_id for d in index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500,
+                                                  now_ms=t, status=status)]
+
+    assert found(DriverStatus.ON_TRIP) == [driver]
+    assert found(DriverStatus.AVAILABLE) == []
+
+
+def test_a_late_place_of_an_ended_session_cannot_move_the_next_one(
+        index: RedisDriverIndex) -> None:
+    """A ping's region steps are delayed (its API process stalls) while the driver goes
+    offline, back online on a phone whose clock runs a minute behind, and pings: the late
+    place belongs to the ended session and must lose to the new session's entry, though its
+    recorded time is later. Before sessions ordered live entries too, it moved the driver
+    back to the old position and kept out every later ping of the new phone until its clock
+    passed the old one's."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
+    old_spot, new_spot = offset(CENTRE, 200, 0), offset(CENTRE, -200, 0)
+    t = T0 + 4000
+
+    def switch_phones() -> None:
+        assert index.go_offline(driver)
+        index.go_online(driver, Product.ECONOMY, now_ms=t + 1)
+        [first] = index.ingest([PositionUpdate(driver, new_spot, t - 60_000)], now_ms=t + 2)
+        assert first.outcome is Outcome.APPLIED
+
+    late = ping_racing(index, PositionUpdate(driver, old_spot, t), switch_phones, now_ms=t)
+    assert late.outcome is Outcome.APPLIED
+    for step in (1, 2):
+        now = t + 4000 * step
+        at = offset(new_spot, -10 * step, 0)
+        [result] = index.ingest([PositionUpdate(driver, at, now - 60_000)], now_ms=now)
+        assert result.outcome is Outcome.APPLIED
+        found = index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=1000, now_ms=now)
+        assert [(d.driver_id, d.point) for d in found] == [(driver, at)]

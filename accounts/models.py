@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base
@@ -27,6 +27,9 @@ class Driver(Base):
     name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str] = mapped_column(String(20), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Counts the driver's status changes (offered, on a trip, available again): each takes the
+    # next one in its transaction, so the live index applies them in commit order.
+    status_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
     vehicle: Mapped[Vehicle] = relationship(back_populates="driver", lazy="joined")
 
 

@@ -1,7 +1,10 @@
-"""Onboarding use cases."""
+"""Onboarding use cases, and the drivers' status versions."""
 
 from __future__ import annotations
 
+import uuid
+
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,3 +36,14 @@ def onboard_driver(*, session: Session, data: DriverIn) -> Driver:
     return driver
 
 
+def next_status_version(session: Session, driver_id: uuid.UUID) -> int:
+    """Inside the caller's transaction that changes what the driver is doing (offered, on a
+    trip, free again): the version that change carries to the live index
+    (`RedisDriverIndex.set_status`). The row lock taken here orders a driver's changes by
+    commit, so a later commit always holds a higher version, whichever write reaches Redis
+    first."""
+    return session.execute(
+        update(Driver).where(Driver.id == driver_id)
+        .values(status_version=Driver.status_version + 1)
+        .returning(Driver.status_version)
+        .execution_options(synchronize_session=False)).scalar_one()

@@ -10,6 +10,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from accounts.service import next_status_version
 from core.clock import Clock, to_ms
 from core.db import transaction
 from core.errors import Conflict, NotFound
@@ -44,7 +45,7 @@ def dispatch_pending(*, sessions: sessionmaker[Session], index: RedisDriverIndex
     """Offer each waiting trip to its best free driver. Several dispatchers may run at once:
     trips are claimed with SKIP LOCKED, and the database refuses a second open offer."""
     now = clock.now()
-    offered: list[uuid.UUID] = []
+    offered: list[tuple[uuid.UUID, int]] = []   # driver, status version
     given_up = 0
     with transaction(sessions) as session:
         waiting = session.scalars(
@@ -56,12 +57,12 @@ def dispatch_pending(*, sessions: sessionmaker[Session], index: RedisDriverIndex
             driver_id = _offer_trip(session, trip, index=index, eta=eta, now=now,
                                     settings=settings)
             if driver_id is not None:
-                offered.append(driver_id)
+                offered.append((driver_id, next_status_version(session, driver_id)))
             elif _out_of_time(session, trip, now=now, settings=settings):
                 _give_up(session, trip, now=now)
                 given_up += 1
-    for driver_id in offered:
-        index.set_status(driver_id, DriverStatus.OFFERED)
+    for driver_id, version in offered:
+        index.set_status(driver_id, DriverStatus.OFFERED, version=version)
     return DispatchRound(len(offered), given_up)
 
 
@@ -137,8 +138,11 @@ def expire_offers(*, sessions: sessionmaker[Session], index: RedisDriverIndex,
         ).all()
         for offer in expired:
             _record_decline(session, offer, now=now, reason="expired")
-    for offer in expired:
-        index.set_status(offer.driver_id, DriverStatus.AVAILABLE)
+        # In id order: two transactions locking the same drivers take them in the same order.
+        versions = {driver: next_status_version(session, driver)
+                    for driver in sorted({offer.driver_id for offer in expired})}
+    for driver, version in versions.items():
+        index.set_status(driver, DriverStatus.AVAILABLE, version=version)
     return len(expired)
 
 
@@ -166,7 +170,8 @@ def accept_offer(*, session: Session, offer_id: uuid.UUID, driver_id: uuid.UUID,
             trips.assign_driver(session, trip=trip, driver_id=driver_id, now=now)
         except IntegrityError as exc:
             raise Conflict("the driver already has an active trip") from exc
-    index.set_status(driver_id, DriverStatus.ON_TRIP)
+        version = next_status_version(session, driver_id)
+    index.set_status(driver_id, DriverStatus.ON_TRIP, version=version)
     return trip
 
 
@@ -178,7 +183,8 @@ def decline_offer(*, session: Session, offer_id: uuid.UUID, driver_id: uuid.UUID
         _must_be_open(offer, now)
         offer.status, offer.responded_at = "declined", now
         _record_decline(session, offer, now=now, reason="declined")
-    index.set_status(driver_id, DriverStatus.AVAILABLE)
+        version = next_status_version(session, driver_id)
+    index.set_status(driver_id, DriverStatus.AVAILABLE, version=version)
 
 
 def decisions(*, session: Session, trip_id: uuid.UUID) -> list[DispatchDecision]:

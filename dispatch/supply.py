@@ -33,7 +33,8 @@ def go_online(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex
     driver = session.get(Driver, driver_id)
     if driver is None:
         raise NotFound("no such driver")
-    index.go_online(driver_id, Product(driver.vehicle.product), now_ms=now_ms)
+    index.go_online(driver_id, Product(driver.vehicle.product), now_ms=now_ms,
+                    status_version=driver.status_version)
 
 
 def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex) -> None:

@@ -40,6 +40,7 @@ from geo.layout import KeyLayout
 from geo.records import (
     CODE_PRODUCTS,
     DIRECTORY,
+    DIRECTORY_HEAD,
     EVICT_IN,
     NO_REGION,
     SAMPLE,
@@ -130,18 +131,24 @@ class RedisDriverIndex:
         return self._scripts.call(name, keys, args)
 
     # -- lifecycle --------------------------------------------------------------------------
-    def go_online(self, driver_id: uuid.UUID, product: Product, *, now_ms: int) -> None:
-        """Idempotent: an online driver keeps its position and status."""
-        self.go_online_many([(driver_id, product)], now_ms=now_ms)
+    def go_online(self, driver_id: uuid.UUID, product: Product, *, now_ms: int,
+                  status_version: int = 0) -> None:
+        """Idempotent: an online driver keeps its position and status. `status_version`: the
+        driver's latest status version (`set_status`), so that a change older than it, written
+        late, cannot apply to the new session."""
+        self._online([(driver_id, product, status_version)], now_ms)
 
     def go_online_many(self, drivers: Sequence[tuple[uuid.UUID, Product]], *,
                        now_ms: int) -> None:
-        """`go_online` for many drivers in one pipelined round trip."""
+        """`go_online` for many drivers (status version 0) in one pipelined round trip."""
+        self._online([(driver, product, 0) for driver, product in drivers], now_ms)
+
+    def _online(self, drivers: Sequence[tuple[uuid.UUID, Product, int]], now_ms: int) -> None:
         pipe = self.client.pipeline(transaction=False)
-        for driver_id, product in drivers:
+        for driver_id, product, version in drivers:
             pipe.hsetnx(self.directory_key(driver_id), driver_id.bytes,
                         DIRECTORY.pack(0, 0, 0, DriverStatus.AVAILABLE, PRODUCT_CODES[product],
-                                       -1, 0, 0, now_ms, NO_REGION))
+                                       -1, 0, 0, now_ms, NO_REGION, version))
         pipe.execute()
 
     def go_offline(self, driver_id: uuid.UUID) -> bool:
@@ -153,16 +160,22 @@ class RedisDriverIndex:
             return False
         state = self._decode(driver_id, raw)
         if state.region:
-            since = DIRECTORY.unpack(raw)[8]
+            since = DIRECTORY_HEAD.unpack_from(raw)[8]
             self._run("evict", keys=[self.region_at(state.region)],
                       args=[self.layout.bucket_div,
                             EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1, since)])
         return True
 
-    def set_status(self, driver_id: uuid.UUID, status: DriverStatus) -> bool:
+    def set_status(self, driver_id: uuid.UUID, status: DriverStatus, *, version: int) -> bool:
+        """Set an online driver's status; False when offline or when `version` is not above
+        the last change's. Versions order a driver's changes (`dir_status.lua`): the database
+        hands them out in commit order (`accounts.service.next_status_version`), so a change
+        whose write reaches Redis after a newer one's is refused. The driver's region entry
+        takes the status at once too; should two changes' region writes cross, the entry is
+        put right at the driver's next ping, which copies the directory's status."""
         region = self._run("dir_status", keys=[self.directory_key(driver_id)],
-                           args=[driver_id.bytes, int(status)])
-        if region is None:
+                           args=[driver_id.bytes, int(status), version])
+        if not region:
             return False
         if region != NO_REGION:
             self._run("status", keys=[self.region_at(region.decode())],
@@ -174,7 +187,7 @@ class RedisDriverIndex:
         return None if raw is None else self._decode(driver_id, as_bytes(raw))
 
     def _decode(self, driver_id: uuid.UUID, raw: bytes) -> DriverState:
-        lat, lng, ts, status, pcode, heading, flag, _, _, region = DIRECTORY.unpack(raw)
+        lat, lng, ts, status, pcode, heading, flag, _, _, region = DIRECTORY_HEAD.unpack_from(raw)
         return DriverState(
             driver_id=driver_id,
             point=LatLng(lat, lng) if ts > 0 else None,

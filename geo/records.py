@@ -12,7 +12,10 @@ from core.products import PRODUCT_CODES, Product
 from geo.cells import LatLng
 
 # Records as the scripts read and write them (each script's header describes its own).
-DIRECTORY = struct.Struct("<dddBBhBdd15s")
+# A directory record: its head (see claim.lua), then the status version (see dir_status.lua),
+# which records written before versions existed lack.
+DIRECTORY_HEAD = struct.Struct("<dddBBhBdd15s")
+DIRECTORY = struct.Struct("<dddBBhBdd15sd")
 CLAIM_IN = struct.Struct("<16sdddh15s")
 CLAIM_OUT = struct.Struct("<BBBB15sd")   # see claim.lua
 PLACE_IN = struct.Struct("<16sdddBBhddd")   # id, then the `at` record: see place.lua

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accounts.models import Driver
+from accounts.service import next_status_version
 from accounts.tokens import Principal, Role
 from core.clock import Clock
 from core.errors import Conflict, NotFound
@@ -97,8 +98,10 @@ def advance(*, session: Session, trip_id: uuid.UUID, driver_id: uuid.UUID, targe
         _stamp(trip, target, now)
         outbox.record(session, trip_event(trip, EVENT_FOR[target], now=now,
                                           previous_status=previous.value))
-    if target is TripStatus.COMPLETED:
-        index.set_status(driver_id, DriverStatus.AVAILABLE)
+        version = (next_status_version(session, driver_id)
+                   if target is TripStatus.COMPLETED else None)
+    if version is not None:
+        index.set_status(driver_id, DriverStatus.AVAILABLE, version=version)
     return trip
 
 
@@ -130,8 +133,9 @@ def cancel(*, session: Session, trip_id: uuid.UUID, by: Principal, clock: Clock,
                                           previous_status=previous.value,
                                           canceled_by=by.role.value,
                                           canceled_driver_id=str(driver_id) if driver_id else None))
-    if driver_id is not None:
-        index.set_status(driver_id, DriverStatus.AVAILABLE)
+        version = next_status_version(session, driver_id) if driver_id is not None else None
+    if driver_id is not None and version is not None:
+        index.set_status(driver_id, DriverStatus.AVAILABLE, version=version)
     return trip
 
 

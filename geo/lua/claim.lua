@@ -3,7 +3,8 @@
 --   one entry per call that sampled, its samples in field 's' ('<c16dddBBh' records).
 -- KEYS[1] shard hash: driver id (16 bytes) -> directory record
 --   '<dddBBhBddc15': lat, lng, ts, status, product, heading, flag, last_sample, since,
---   region (15 NUL bytes when unknown).
+--   region (15 NUL bytes when unknown); then the status version ('<d', see dir_status.lua;
+--   absent from records written before versions existed), which a ping keeps as it is.
 -- ARGV[1] records, 57 bytes each: '<c16dddhc15' id, lat, lng, ts_ms, heading, region.
 -- ARGV[2] max speed (m/s), ARGV[3] sample interval (ms).
 -- ARGV[4..7] optional rate limit: per second, burst, now_ms, ids to charge (16 bytes each).
@@ -87,7 +88,7 @@ for i = 1, n do
         samples[#samples + 1] = struct.pack('<c16dddBBh', id, lat, lng, ts, status, product, hdg)
       end
       local record = struct.pack('<dddBBhBddc15', lat, lng, ts, status, product, hdg, flag,
-        lastpub, since, region)
+        lastpub, since, region) .. string.sub(v, 61)
       latest[id] = record
       writes[#writes + 1] = id
       writes[#writes + 1] = record

@@ -11,14 +11,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import FakeClock, to_ms
 from core.errors import Conflict
+from core.products import Product
 from core.settings import Settings
 from dispatch import service as dispatch
 from dispatch.models import Offer
 from geo.eta import StraightLineEta
 from geo.index import RedisDriverIndex
+from geo.records import DriverStatus
 from simulations.rides import offset
 from tests import factories
 from trips import service as trips_service
+from trips.domain import TripStatus
 from trips.models import Trip
 
 
@@ -124,3 +127,52 @@ def test_accepting_an_offer_twice_is_a_conflict(
     results = race(4, accept)
     assert sum(isinstance(r, Trip) for r in results) == 1
     assert sum(isinstance(r, Conflict) for r in results) == 3
+
+
+class LateStatusWrites:
+    """An index whose status writes are held back until `flush`, as if the process that
+    committed a change stalled before writing it to Redis; all else goes straight through."""
+
+    def __init__(self, index: RedisDriverIndex) -> None:
+        self.index = index
+        self.held: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+    def set_status(self, *args: object, **kwargs: object) -> bool:
+        self.held.append((args, kwargs))
+        return True
+
+    def flush(self) -> None:
+        for args, kwargs in self.held:
+            self.index.set_status(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.index, name)
+
+
+def test_an_accept_written_late_to_the_index_cannot_hide_a_driver_whose_trip_ended(
+        sessions: sessionmaker[Session], settings: Settings, clock: FakeClock,
+        index: RedisDriverIndex) -> None:
+    """The accept's "on trip" reaches Redis only after the whole trip is over: the driver must
+    stay available to dispatch, not be hidden as on a trip for good."""
+    now_ms = to_ms(clock.now())
+    driver = factories.online_driver(sessions, index, factories.CENTRE, now_ms)
+    trip = factories.trip(sessions, rider_id=factories.rider(sessions), settings=settings,
+                          clock=clock)
+    dispatch.dispatch_pending(sessions=sessions, index=index, eta=StraightLineEta(), clock=clock,
+                              settings=settings)
+    with sessions() as session:
+        offer_id = session.scalar(select(Offer.id).where(Offer.driver_id == driver))
+    assert offer_id is not None
+    late = LateStatusWrites(index)
+    with sessions() as session:
+        dispatch.accept_offer(session=session, offer_id=offer_id, driver_id=driver, clock=clock,
+                              index=late)  # type: ignore[arg-type]
+    for target in (TripStatus.ARRIVING, TripStatus.IN_PROGRESS, TripStatus.COMPLETED):
+        with sessions() as session:
+            trips_service.advance(session=session, trip_id=trip.id, driver_id=driver,
+                                  target=target, clock=clock, index=index)
+    late.flush()
+    state = index.get(driver)
+    assert state is not None and state.status is DriverStatus.AVAILABLE
+    found = index.nearby(factories.CENTRE, Product.ECONOMY, k=3, radius_m=500, now_ms=now_ms)
+    assert [d.driver_id for d in found] == [driver]

@@ -168,8 +168,8 @@ def test_freshness_follows_when_pings_arrive_not_the_phones_clock(
         return {d.driver_id: d.age_s(now_ms) for d in found}
 
     assert search(T0) == {fast: 0.0, slow: 40.0}
-    assert index.set_status(fast, DriverStatus.OFFERED)
-    assert index.set_status(fast, DriverStatus.AVAILABLE)
+    assert index.set_status(fast, DriverStatus.OFFERED, version=1)
+    assert index.set_status(fast, DriverStatus.AVAILABLE, version=2)
     ttl_ms = index.ttl_ms
     assert set(search(T0 + ttl_ms)) == {fast, slow}
     assert search(T0 + ttl_ms + 1) == {}
@@ -197,8 +197,8 @@ def test_records_written_before_arrival_times_are_read_by_their_ping_time(
         found = index.nearby(CENTRE, Product.ECONOMY, k=5, radius_m=1000, now_ms=now_ms)
         return [d.driver_id for d in found]
 
-    assert index.set_status(old, DriverStatus.OFFERED)
-    assert index.set_status(old, DriverStatus.AVAILABLE)
+    assert index.set_status(old, DriverStatus.OFFERED, version=1)
+    assert index.set_status(old, DriverStatus.AVAILABLE, version=2)
     assert len(redis_client.hget(at, old.bytes) or b"") == 36
     ttl_ms = index.ttl_ms
     assert search(T0 + ttl_ms) == [old, new]

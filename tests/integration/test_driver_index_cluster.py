@@ -138,7 +138,7 @@ def test_the_async_ping_path_and_the_sweeper_on_a_cluster(cluster: RedisCluster)
             await aclient.aclose()
 
     assert all(asyncio.run(post_all()))
-    assert index.set_status(drivers[0], DriverStatus.ON_TRIP)
+    assert index.set_status(drivers[0], DriverStatus.ON_TRIP, version=1)
     near = index.nearby(points[0], Product.COMFORT, k=1, radius_m=1000, now_ms=T0)
     assert [d.driver_id for d in near] == [drivers[1]]               # on-trip driver skipped
     assert index.go_offline(drivers[1])

@@ -53,6 +53,7 @@ class Driver:
     status: DriverStatus = DriverStatus.AVAILABLE   # the directory's
     shown: DriverStatus = DriverStatus.AVAILABLE    # the status its cell entry holds
     filed: bool = False                 # in a cell: placed, not flagged, evicted nor swept
+    version: int = 0                    # its last status change's (the database's counter)
 
 
 class IndexModel(RuleBasedStateMachine):
@@ -75,7 +76,7 @@ class IndexModel(RuleBasedStateMachine):
         driver, d = self.ids[i], self.model[self.ids[i]]
         if not d.online:
             self.begin_session(d)
-        self.index.go_online(driver, d.product, now_ms=d.since)
+        self.index.go_online(driver, d.product, now_ms=d.since, status_version=d.version)
 
     def begin_session(self, d: Driver) -> None:
         d.online, d.since, d.ping_ts, d.filed = True, self.next_since(d), 0, False
@@ -90,10 +91,17 @@ class IndexModel(RuleBasedStateMachine):
         assert self.index.go_offline(self.ids[i]) == d.online
         d.online = d.filed = False
 
-    @rule(i=st.integers(0, DRIVERS - 1), status=st.sampled_from(DriverStatus))
-    def set_status(self, i: int, status: DriverStatus) -> None:
+    @rule(i=st.integers(0, DRIVERS - 1), status=st.sampled_from(DriverStatus),
+          late=st.booleans())
+    def set_status(self, i: int, status: DriverStatus, late: bool) -> None:
+        """A status change; `late`: the write of a change older than the driver's last one
+        (in this session or before it went offline), reaching Redis after it: refused."""
         d = self.model[self.ids[i]]
-        assert self.index.set_status(self.ids[i], status) == d.online
+        if late:
+            assert self.index.set_status(self.ids[i], status, version=d.version) is False
+            return
+        d.version += 1
+        assert self.index.set_status(self.ids[i], status, version=d.version) == d.online
         if d.online:
             d.status = d.shown = status
 
@@ -131,12 +139,14 @@ class IndexModel(RuleBasedStateMachine):
 
         def land() -> None:
             if meanwhile == "status":
-                done.append(self.index.set_status(driver, status))
+                d.version += 1
+                done.append(self.index.set_status(driver, status, version=d.version))
             elif meanwhile == "offline":
                 done.append(self.index.go_offline(driver))
             elif meanwhile == "switch phones":
                 done.append(self.index.go_offline(driver))
-                self.index.go_online(driver, d.product, now_ms=self.next_since(d))
+                self.index.go_online(driver, d.product, now_ms=self.next_since(d),
+                                     status_version=d.version)
                 done.extend(self.index.ingest([later], now_ms=self.now))
             else:
                 done.extend(self.index.ingest([later], now_ms=self.now))

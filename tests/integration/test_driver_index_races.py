@@ -109,7 +109,7 @@ def test_a_status_change_racing_a_ping_holds_from_the_next_ping(
         index.ingest([PositionUpdate(driver, start, t)], now_ms=t)
         t += 3 * 3_600_000      # hours later: the 400 km move is plausible
     ping_racing(index, PositionUpdate(driver, CENTRE, t),
-                lambda: index.set_status(driver, DriverStatus.ON_TRIP), now_ms=t)
+                lambda: index.set_status(driver, DriverStatus.ON_TRIP, version=1), now_ms=t)
     t += 4000
     index.ingest([PositionUpdate(driver, offset(CENTRE, 1, 0), t)], now_ms=t)
 
@@ -150,3 +150,51 @@ def test_a_late_place_of_an_ended_session_cannot_move_the_next_one(
         assert result.outcome is Outcome.APPLIED
         found = index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=1000, now_ms=now)
         assert [(d.driver_id, d.point) for d in found] == [(driver, at)]
+
+
+def test_a_status_change_written_late_cannot_undo_a_newer_one(index: RedisDriverIndex) -> None:
+    """Two status changes of one driver reach Redis in the wrong order (the first one's
+    process stalled between its commit and its write): the older one, by version, is refused,
+    and stays refused after the driver goes offline and comes back, its new session seeded with
+    the database's version."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
+
+    def found(now_ms: int) -> list[uuid.UUID]:
+        return [d.driver_id for d in index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500,
+                                                  now_ms=now_ms)]
+
+    assert index.set_status(driver, DriverStatus.AVAILABLE, version=2)      # the trip ended
+    assert not index.set_status(driver, DriverStatus.ON_TRIP, version=1)    # its start, late
+    assert found(T0) == [driver]
+    index.ingest([PositionUpdate(driver, offset(CENTRE, 5, 0), T0 + 4000)], now_ms=T0 + 4000)
+    state = index.get(driver)
+    assert state is not None and state.status is DriverStatus.AVAILABLE
+    assert found(T0 + 4000) == [driver]
+    assert index.go_offline(driver)
+    index.go_online(driver, Product.ECONOMY, now_ms=T0 + 5000, status_version=2)
+    index.ingest([PositionUpdate(driver, CENTRE, T0 + 6000)], now_ms=T0 + 6000)
+    assert not index.set_status(driver, DriverStatus.OFFERED, version=2)
+    assert found(T0 + 6000) == [driver]
+    assert index.set_status(driver, DriverStatus.OFFERED, version=3)
+    assert found(T0 + 6000) == []
+
+
+def test_directory_records_written_before_status_versions_take_any_version(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """A directory record of the layout before status versions (60 bytes, as a running index
+    holds during a rolling deploy) takes the next change, and pings keep the version after."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
+    key = index.directory_key(driver)
+    record = redis_client.hget(key, driver.bytes)
+    assert record is not None and len(record) == 68
+    redis_client.hset(key, driver.bytes, record[:60])
+    assert index.set_status(driver, DriverStatus.ON_TRIP, version=1)
+    index.ingest([PositionUpdate(driver, CENTRE, T0 + 4000)], now_ms=T0 + 4000)
+    assert len(redis_client.hget(key, driver.bytes) or b"") == 68
+    assert not index.set_status(driver, DriverStatus.AVAILABLE, version=1)
+    state = index.get(driver)
+    assert state is not None and state.status is DriverStatus.ON_TRIP

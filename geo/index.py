@@ -42,6 +42,7 @@ from geo.records import (
     DIRECTORY,
     DIRECTORY_HEAD,
     EVICT_IN,
+    MAX_STATUS_VERSION,
     NO_REGION,
     SAMPLE,
     DriverState,
@@ -173,6 +174,8 @@ class RedisDriverIndex:
         whose write reaches Redis after a newer one's is refused. The driver's region entry
         takes the status at once too; should two changes' region writes cross, the entry is
         put right at the driver's next ping, which copies the directory's status."""
+        if not 0 <= version <= MAX_STATUS_VERSION:
+            raise ValueError(f"status version {version} is out of range")
         region = self._run("dir_status", keys=[self.directory_key(driver_id)],
                            args=[driver_id.bytes, int(status), version])
         if not region:

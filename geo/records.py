@@ -13,9 +13,11 @@ from geo.cells import LatLng
 
 # Records as the scripts read and write them (each script's header describes its own).
 # A directory record: its head (see claim.lua), then the status version (see dir_status.lua),
-# which records written before versions existed lack.
+# which records written before versions existed lack. 64 bytes: small enough for a hash's
+# compact encoding (hash-max-listpack-value).
 DIRECTORY_HEAD = struct.Struct("<dddBBhBdd15s")
-DIRECTORY = struct.Struct("<dddBBhBdd15sd")
+DIRECTORY = struct.Struct("<dddBBhBdd15sI")
+MAX_STATUS_VERSION = 2**32 - 1   # ~136 years of a change a second, per driver
 CLAIM_IN = struct.Struct("<16sdddh15s")
 CLAIM_OUT = struct.Struct("<BBBB15sd")   # see claim.lua
 PLACE_IN = struct.Struct("<16sdddBBhddd")   # id, then the `at` record: see place.lua

@@ -3,8 +3,10 @@
 --   one entry per call that sampled, its samples in field 's' ('<c16dddBBh' records).
 -- KEYS[1] shard hash: driver id (16 bytes) -> directory record
 --   '<dddBBhBddc15': lat, lng, ts, status, product, heading, flag, last_sample, since,
---   region (15 NUL bytes when unknown); then the status version ('<d', see dir_status.lua;
+--   region (15 NUL bytes when unknown); then the status version ('<I4', see dir_status.lua;
 --   absent from records written before versions existed), which a ping keeps as it is.
+--   64 bytes in all: no more than a hash keeps in its compact listpack encoding
+--   (hash-max-listpack-value), which a shard of a small city uses.
 -- ARGV[1] records, 57 bytes each: '<c16dddhc15' id, lat, lng, ts_ms, heading, region.
 -- ARGV[2] max speed (m/s), ARGV[3] sample interval (ms).
 -- ARGV[4..7] optional rate limit: per second, burst, now_ms, ids to charge (16 bytes each).
@@ -63,8 +65,10 @@ for i = 1, n do
   elseif not v then
     out[i] = char(0, 0, 0, 0) .. NONE .. NO_SINCE
   else
-    local lat0, lng0, ts0, status, product, _, _, lastpub, since, region0 =
-      struct.unpack('<dddBBhBddc15', v)
+    local old = #v < 64       -- written before status versions: none to keep
+    local lat0, lng0, ts0, status, product, _, _, lastpub, since, region0, version =
+      struct.unpack(old and '<dddBBhBddc15' or '<dddBBhBddc15I4', v)
+    if old then version = 0 end
     local since_bytes = string.sub(v, 38, 45)
     if ts <= ts0 then
       out[i] = char(1, status, product, 0) .. region0 .. since_bytes
@@ -87,8 +91,8 @@ for i = 1, n do
         publish, lastpub = 1, ts
         samples[#samples + 1] = struct.pack('<c16dddBBh', id, lat, lng, ts, status, product, hdg)
       end
-      local record = struct.pack('<dddBBhBddc15', lat, lng, ts, status, product, hdg, flag,
-        lastpub, since, region) .. string.sub(v, 61)
+      local record = struct.pack('<dddBBhBddc15I4', lat, lng, ts, status, product, hdg, flag,
+        lastpub, since, region, version)
       latest[id] = record
       writes[#writes + 1] = id
       writes[#writes + 1] = record

@@ -190,11 +190,11 @@ def test_directory_records_written_before_status_versions_take_any_version(
     index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
     key = index.directory_key(driver)
     record = redis_client.hget(key, driver.bytes)
-    assert record is not None and len(record) == 68
+    assert record is not None and len(record) == 64
     redis_client.hset(key, driver.bytes, record[:60])
     assert index.set_status(driver, DriverStatus.ON_TRIP, version=1)
     index.ingest([PositionUpdate(driver, CENTRE, T0 + 4000)], now_ms=T0 + 4000)
-    assert len(redis_client.hget(key, driver.bytes) or b"") == 68
+    assert len(redis_client.hget(key, driver.bytes) or b"") == 64
     assert not index.set_status(driver, DriverStatus.AVAILABLE, version=1)
     state = index.get(driver)
     assert state is not None and state.status is DriverStatus.ON_TRIP

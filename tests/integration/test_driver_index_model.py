@@ -92,13 +92,15 @@ class IndexModel(RuleBasedStateMachine):
         d.online = d.filed = False
 
     @rule(i=st.integers(0, DRIVERS - 1), status=st.sampled_from(DriverStatus),
-          late=st.booleans())
-    def set_status(self, i: int, status: DriverStatus, late: bool) -> None:
-        """A status change; `late`: the write of a change older than the driver's last one
-        (in this session or before it went offline), reaching Redis after it: refused."""
+          late=st.sampled_from([None, 0, 1, 2]))
+    def set_status(self, i: int, status: DriverStatus, late: int | None) -> None:
+        """A status change; `late`: the write of the change `late` before the driver's last
+        one (0: the last one's again, a retry), reaching Redis after it, in this session or
+        before the driver went offline: refused."""
         d = self.model[self.ids[i]]
-        if late:
-            assert self.index.set_status(self.ids[i], status, version=d.version) is False
+        if late is not None:
+            version = max(0, d.version - late)
+            assert self.index.set_status(self.ids[i], status, version=version) is False
             return
         d.version += 1
         assert self.index.set_status(self.ids[i], status, version=d.version) == d.online

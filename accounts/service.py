@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,3 +47,12 @@ def next_status_version(session: Session, driver_id: uuid.UUID) -> int:
         .values(status_version=Driver.status_version + 1)
         .returning(Driver.status_version)
         .execution_options(synchronize_session=False)).scalar_one()
+
+
+def lock_driver(session: Session, driver_id: uuid.UUID) -> Driver | None:
+    """Inside the caller's transaction: the driver's row, locked until it ends. Going online
+    or offline takes it, as every status change does (`next_status_version`), so an accept
+    waits for a going offline under way and then sees its result."""
+    return session.scalar(select(Driver).where(Driver.id == driver_id)
+                          .with_for_update(of=Driver)
+                          .execution_options(populate_existing=True))

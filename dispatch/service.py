@@ -165,12 +165,16 @@ def accept_offer(*, session: Session, offer_id: uuid.UUID, driver_id: uuid.UUID,
         trip = session.scalar(select(Trip).where(Trip.id == offer.trip_id).with_for_update()
                               .execution_options(populate_existing=True))
         assert trip is not None
+        # The driver's row lock first: a going offline under way ends before the check below.
+        version = next_status_version(session, driver_id)
+        if index.get(driver_id) is None:
+            raise Conflict("the driver is offline; go online before accepting",
+                           details={"status": "offline"})
         offer.status, offer.responded_at = "accepted", now
         try:
             trips.assign_driver(session, trip=trip, driver_id=driver_id, now=now)
         except IntegrityError as exc:
             raise Conflict("the driver already has an active trip") from exc
-        version = next_status_version(session, driver_id)
     index.set_status(driver_id, DriverStatus.ON_TRIP, version=version)
     return trip
 

@@ -9,7 +9,7 @@ from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from accounts.models import Driver
+from accounts.service import lock_driver
 from core.clock import from_ms, to_ms
 from core.errors import Conflict, NotFound, RateLimited
 from core.products import Product
@@ -30,19 +30,25 @@ class LocationReport:
 
 def go_online(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex,
               now_ms: int) -> None:
-    driver = session.get(Driver, driver_id)
-    if driver is None:
-        raise NotFound("no such driver")
-    index.go_online(driver_id, Product(driver.vehicle.product), now_ms=now_ms,
-                    status_version=driver.status_version)
+    with session.begin():
+        driver = lock_driver(session, driver_id)
+        if driver is None:
+            raise NotFound("no such driver")
+        index.go_online(driver_id, Product(driver.vehicle.product), now_ms=now_ms,
+                        status_version=driver.status_version)
 
 
 def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex) -> None:
-    busy = session.scalar(select(exists().where(
-        Trip.driver_id == driver_id, Trip.status.in_([s.value for s in DRIVER_ASSIGNED]))))
-    if busy:
-        raise Conflict("finish or cancel the active trip before going offline")
-    index.go_offline(driver_id)
+    """Under the driver's row lock, which an accept takes too: an offer accepted meanwhile
+    either lands first (then its trip refuses this) or finds the driver offline."""
+    with session.begin():
+        if lock_driver(session, driver_id) is None:
+            raise NotFound("no such driver")
+        busy = session.scalar(select(exists().where(
+            Trip.driver_id == driver_id, Trip.status.in_([s.value for s in DRIVER_ASSIGNED]))))
+        if busy:
+            raise Conflict("finish or cancel the active trip before going offline")
+        index.go_offline(driver_id)
 
 
 async def report_locations(*, driver_id: uuid.UUID, pings: list[Ping], now_ms: int,

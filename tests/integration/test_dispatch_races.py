@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from accounts import service as accounts
 from core.clock import FakeClock, to_ms
 from core.errors import Conflict
 from core.products import Product
@@ -108,9 +110,9 @@ def test_the_database_refuses_a_second_active_trip_for_a_driver(
     assert active == 1
 
 
-def test_accepting_an_offer_twice_is_a_conflict(
-        sessions: sessionmaker[Session], settings: Settings, clock: FakeClock,
-        index: RedisDriverIndex) -> None:
+def offered_driver(sessions: sessionmaker[Session], settings: Settings, clock: FakeClock,
+                   index: RedisDriverIndex) -> tuple[uuid.UUID, uuid.UUID]:
+    """An online driver with an open offer: (driver, offer)."""
     driver = factories.online_driver(sessions, index, factories.CENTRE, to_ms(clock.now()))
     factories.trip(sessions, rider_id=factories.rider(sessions), settings=settings, clock=clock)
     dispatch.dispatch_pending(sessions=sessions, index=index, eta=StraightLineEta(), clock=clock,
@@ -118,6 +120,13 @@ def test_accepting_an_offer_twice_is_a_conflict(
     with sessions() as session:
         offer_id = session.scalar(select(Offer.id).where(Offer.driver_id == driver))
     assert offer_id is not None
+    return driver, offer_id
+
+
+def test_accepting_an_offer_twice_is_a_conflict(
+        sessions: sessionmaker[Session], settings: Settings, clock: FakeClock,
+        index: RedisDriverIndex) -> None:
+    driver, offer_id = offered_driver(sessions, settings, clock, index)
 
     def accept(i: int) -> Trip:
         with sessions() as session:
@@ -155,24 +164,54 @@ def test_an_accept_written_late_to_the_index_cannot_hide_a_driver_whose_trip_end
     """The accept's "on trip" reaches Redis only after the whole trip is over: the driver must
     stay available to dispatch, not be hidden as on a trip for good."""
     now_ms = to_ms(clock.now())
-    driver = factories.online_driver(sessions, index, factories.CENTRE, now_ms)
-    trip = factories.trip(sessions, rider_id=factories.rider(sessions), settings=settings,
-                          clock=clock)
-    dispatch.dispatch_pending(sessions=sessions, index=index, eta=StraightLineEta(), clock=clock,
-                              settings=settings)
+    driver, offer_id = offered_driver(sessions, settings, clock, index)
     with sessions() as session:
-        offer_id = session.scalar(select(Offer.id).where(Offer.driver_id == driver))
-    assert offer_id is not None
+        trip_id = session.scalar(select(Offer.trip_id).where(Offer.id == offer_id))
+    assert trip_id is not None
     late = LateStatusWrites(index)
     with sessions() as session:
         dispatch.accept_offer(session=session, offer_id=offer_id, driver_id=driver, clock=clock,
                               index=late)  # type: ignore[arg-type]
     for target in (TripStatus.ARRIVING, TripStatus.IN_PROGRESS, TripStatus.COMPLETED):
         with sessions() as session:
-            trips_service.advance(session=session, trip_id=trip.id, driver_id=driver,
+            trips_service.advance(session=session, trip_id=trip_id, driver_id=driver,
                                   target=target, clock=clock, index=index)
     late.flush()
     state = index.get(driver)
     assert state is not None and state.status is DriverStatus.AVAILABLE
     found = index.nearby(factories.CENTRE, Product.ECONOMY, k=3, radius_m=500, now_ms=now_ms)
     assert [d.driver_id for d in found] == [driver]
+
+
+def test_an_offer_accepted_while_its_driver_goes_offline_is_refused(
+        sessions: sessionmaker[Session], settings: Settings, clock: FakeClock,
+        index: RedisDriverIndex) -> None:
+    """Going offline checks that the driver has no active trip, then leaves the index; an
+    accept landing between the two would leave the driver offline with a trip. The accept
+    waits on the driver's row lock that going offline holds, then finds the driver offline,
+    and is refused: the offer stays open (to expire) and the trip waits for another driver."""
+    driver, offer_id = offered_driver(sessions, settings, clock, index)
+    results: list[object] = []
+
+    def accept() -> None:
+        try:
+            with sessions() as session:
+                results.append(dispatch.accept_offer(session=session, offer_id=offer_id,
+                                                     driver_id=driver, clock=clock, index=index))
+        except Conflict as exc:
+            results.append(exc)
+
+    accepting = threading.Thread(target=accept)
+    with sessions() as going_offline, going_offline.begin():
+        assert accounts.lock_driver(going_offline, driver) is not None   # checks passed ...
+        accepting.start()
+        accepting.join(timeout=1.0)
+        assert accepting.is_alive()           # the accept waits on the lock
+        assert index.go_offline(driver)       # ... and the driver leaves the index
+    accepting.join()
+    [result] = results
+    assert isinstance(result, Conflict) and "offline" in str(result)
+    with sessions() as session:
+        assert session.scalar(select(Offer.status).where(Offer.id == offer_id)) == "open"
+        assert session.scalar(select(func.count()).select_from(Trip).where(
+            Trip.driver_id == driver)) == 0

@@ -1,4 +1,4 @@
-"""Onboarding use cases, and the drivers' status versions."""
+"""Onboarding use cases, and what orders a driver's status changes: its row's lock and version."""
 
 from __future__ import annotations
 

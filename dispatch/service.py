@@ -167,7 +167,7 @@ def accept_offer(*, session: Session, offer_id: uuid.UUID, driver_id: uuid.UUID,
         assert trip is not None
         # The driver's row lock first: a going offline under way ends before the check below.
         version = next_status_version(session, driver_id)
-        if index.get(driver_id) is None:
+        if not index.is_online(driver_id):
             raise Conflict("the driver is offline; go online before accepting",
                            details={"status": "offline"})
         offer.status, offer.responded_at = "accepted", now

@@ -185,6 +185,9 @@ class RedisDriverIndex:
                       args=[driver_id.bytes, int(status)])
         return True
 
+    def is_online(self, driver_id: uuid.UUID) -> bool:
+        return bool(self.client.hexists(self.directory_key(driver_id), driver_id.bytes))
+
     def get(self, driver_id: uuid.UUID) -> DriverState | None:
         raw = self.client.hget(self.directory_key(driver_id), driver_id.bytes)
         return None if raw is None else self._decode(driver_id, as_bytes(raw))

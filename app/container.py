@@ -41,6 +41,7 @@ class Resources:
         self.engine.dispose()
 
     async def aclose(self) -> None:
+        await self.index.aclose(self.aredis)
         await self.aredis.aclose()
         self.close()
 

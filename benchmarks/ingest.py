@@ -75,6 +75,7 @@ def feed_async(url: str, in_flight: int) -> Feed:
             start = time.perf_counter()
             await asyncio.gather(*(worker(round_[k::in_flight]) for k in range(in_flight)))
             elapsed = time.perf_counter() - start
+            await index.aclose(client)
             await client.aclose()
             return sum(map(len, round_)) / elapsed
         return asyncio.run(run())

@@ -242,6 +242,11 @@ class RedisDriverIndex:
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
 
+    async def aclose(self, aclient: AnyAsyncRedis) -> None:
+        """Close the connections `ingest_async` holds to `aclient`'s Redis (a single Redis:
+        `scripts.HeldConnections`); call it before closing `aclient`."""
+        await self._scripts.aclose(aclient)
+
     # -- location samples -------------------------------------------------------------------
     def read_samples(self, after: dict[int, str], *, count: int = 1000) -> list[LocationSample]:
         """Samples written by the claim script since `after` (shard -> last stream id read);

@@ -253,6 +253,7 @@ def test_the_idle_sweep_forgets_only_drivers_and_buckets_idle_past_the_bound(
         try:
             await index.ingest_async(updates, aclient, charge=charge, now_ms=at_ms)
         finally:
+            await index.aclose(aclient)
             await aclient.aclose()
 
     asyncio.run(post([PositionUpdate(gone, CENTRE, T0 + 1000)], [gone], T0 + 1000))

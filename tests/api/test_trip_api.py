@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from accounts.tokens import Principal, Role, issue_token
 from app.container import Resources
 from app.main import create_app
 from core.clock import FakeClock
+from core.ids import new_id
 from core.settings import Settings
 from dispatch import service as dispatch
 from tests.api.helpers import bearer, new_driver, new_rider, ping
@@ -97,3 +99,11 @@ def test_an_api_started_while_redis_is_down_starts_and_says_so(settings: Setting
         cars = started.get("/v1/drivers/nearby", params={"lat": 40.75, "lng": -73.98})
         assert cars.status_code == 503
         assert cars.json()["error"]["code"] == "unavailable"
+        # The ping path's own connections (held outside the pool) fail the same way.
+        now = started.app.state.clock.now()  # type: ignore[attr-defined]
+        token = issue_token(Principal(new_id(), Role.DRIVER), secret=settings.jwt_secret,
+                            algorithm=settings.jwt_algorithm, ttl_s=600, now=now)
+        posted = started.post("/v1/drivers/me/locations", headers=bearer(token),
+                              json={"pings": [ping(40.75, -73.98, now)]})
+        assert posted.status_code == 503
+        assert posted.json()["error"]["code"] == "unavailable"

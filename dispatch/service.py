@@ -31,6 +31,7 @@ from trips.events import trip_event
 from trips.models import Trip
 
 OPEN = "open"
+WITHDRAWN = "withdrawn"
 
 
 @dataclass(frozen=True)
@@ -128,8 +129,13 @@ def _give_up(session: Session, trip: Trip, *, now: datetime) -> None:
                                       previous_status=previous))
 
 
-def expire_offers(*, sessions: sessionmaker[Session], index: RedisDriverIndex,
-                  clock: Clock) -> int:
+def close_offers(*, sessions: sessionmaker[Session], index: RedisDriverIndex,
+                 clock: Clock) -> int:
+    """Close the open offers that are over, and free their drivers: those past their time
+    (`expired`, recorded as a decline) and those whose trip left dispatch (`withdrawn`: the
+    rider canceled while the offer was open; the trip's own event says so). The dispatcher
+    runs this before each round, so a driver whose rider canceled is offered again within a
+    round (DISPATCH_POLL_S), not after the offer's 15 s."""
     now = clock.now()
     with transaction(sessions) as session:
         expired = session.scalars(
@@ -138,20 +144,27 @@ def expire_offers(*, sessions: sessionmaker[Session], index: RedisDriverIndex,
         ).all()
         for offer in expired:
             _record_decline(session, offer, now=now, reason="expired")
+        withdrawn = session.scalars(
+            update(Offer).where(Offer.status == OPEN, exists().where(
+                Trip.id == Offer.trip_id, Trip.status != TripStatus.PROCESSING.value))
+            .values(status=WITHDRAWN, responded_at=now).returning(Offer)
+        ).all()
         # In id order: two transactions locking the same drivers take them in the same order.
         versions = {driver: next_status_version(session, driver)
-                    for driver in sorted({offer.driver_id for offer in expired})}
+                    for driver in sorted({offer.driver_id for offer in (*expired, *withdrawn)})}
     for driver, version in versions.items():
         index.set_status(driver, DriverStatus.AVAILABLE, version=version)
-    return len(expired)
+    return len(expired) + len(withdrawn)
 
 
 def current_offer(*, session: Session, driver_id: uuid.UUID,
                   clock: Clock) -> tuple[Offer, Trip] | None:
+    """The driver's open offer, unless it is past its time or its trip left dispatch (the
+    dispatcher closes those: `close_offers`)."""
     row = session.execute(
         select(Offer, Trip).join(Trip, Trip.id == Offer.trip_id)
         .where(Offer.driver_id == driver_id, Offer.status == OPEN,
-               Offer.expires_at > clock.now())
+               Offer.expires_at > clock.now(), Trip.status == TripStatus.PROCESSING.value)
     ).first()
     return None if row is None else (row[0], row[1])
 
@@ -165,6 +178,9 @@ def accept_offer(*, session: Session, offer_id: uuid.UUID, driver_id: uuid.UUID,
         trip = session.scalar(select(Trip).where(Trip.id == offer.trip_id).with_for_update()
                               .execution_options(populate_existing=True))
         assert trip is not None
+        if trip.status != TripStatus.PROCESSING.value:     # the rider canceled meanwhile
+            raise Conflict("the trip no longer waits for a driver",
+                           details={"status": WITHDRAWN, "trip_status": trip.status})
         # The driver's row lock first: a going offline under way ends before the check below.
         version = next_status_version(session, driver_id)
         if not index.is_online(driver_id):

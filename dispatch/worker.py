@@ -1,4 +1,4 @@
-"""The dispatcher loop: expire stale offers, then offer waiting trips, until stopped."""
+"""The dispatcher loop: close offers that are over, then offer waiting trips, until stopped."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def run_dispatcher(*, sessions: sessionmaker[Session], index: RedisDriverIndex,
                    stop: threading.Event) -> None:
     while not stop.is_set():
         try:
-            service.expire_offers(sessions=sessions, index=index, clock=clock)
+            service.close_offers(sessions=sessions, index=index, clock=clock)
             done = service.dispatch_pending(sessions=sessions, index=index, eta=eta, clock=clock,
                                             settings=settings)
             if done.offered or done.given_up:

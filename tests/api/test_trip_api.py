@@ -79,6 +79,39 @@ def test_rider_cancel_and_someone_elses_offer(client: TestClient, resources: Res
     assert client.post(f"/v1/offers/{offer_id}/accept", headers=d).status_code == 409
 
 
+def test_a_rider_canceling_frees_the_offered_driver_at_once(
+        client: TestClient, resources: Resources, clock: FakeClock) -> None:
+    """The driver's offer is gone at once, and the dispatcher's next round (not the offer's
+    15 s) hands the driver back to dispatch."""
+    rider, driver = new_rider(client), new_driver(client)
+    d = bearer(driver["token"])
+    client.put("/v1/drivers/me/status", json={"status": "online"}, headers=d)
+    client.post("/v1/drivers/me/locations", headers=d,
+                json={"pings": [ping(40.7585, -73.9850, clock.now())]})
+
+    def dispatch_round() -> int:
+        dispatch.close_offers(sessions=resources.sessions, index=resources.index, clock=clock)
+        return dispatch.dispatch_pending(sessions=resources.sessions, index=resources.index,
+                                         eta=resources.eta, clock=clock,
+                                         settings=resources.settings).offered
+
+    first = client.post("/v1/trips", json=TRIP, headers=bearer(rider["token"])).json()
+    assert dispatch_round() == 1
+    offer_id = client.get("/v1/drivers/me/offer", headers=d).json()["offer_id"]
+    client.post(f"/v1/trips/{first['id']}/cancel", headers=bearer(rider["token"]))
+    assert client.get("/v1/drivers/me/offer", headers=d).status_code == 204
+    refused = client.post(f"/v1/offers/{offer_id}/accept", headers=d)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["details"]["trip_status"] == "rider_canceled"
+    second = client.post("/v1/trips", json=TRIP, headers=bearer(new_rider(client)["token"]))
+    clock.advance(1)                                  # well inside the first offer's 15 s
+    assert dispatch_round() == 1
+    offer = client.get("/v1/drivers/me/offer", headers=d).json()
+    assert offer["trip_id"] == second.json()["id"]
+    withdrawn = client.post(f"/v1/offers/{offer_id}/accept", headers=d)
+    assert withdrawn.json()["error"]["details"] == {"status": "withdrawn"}
+
+
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

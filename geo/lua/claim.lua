@@ -69,9 +69,8 @@ for i = 1, n do
     local lat0, lng0, ts0, status, product, _, _, lastpub, since, region0, version =
       struct.unpack(old and '<dddBBhBddc15' or '<dddBBhBddc15I4', v)
     if old then version = 0 end
-    local since_bytes = string.sub(v, 38, 45)
     if ts <= ts0 then
-      out[i] = char(1, status, product, 0) .. region0 .. since_bytes
+      out[i] = struct.pack('<BBBBc15d', 1, status, product, 0, region0, since)
     else
       local outcome, flag, publish = 3, 0, 0
       if ts0 > 0 then
@@ -96,7 +95,7 @@ for i = 1, n do
       latest[id] = record
       writes[#writes + 1] = id
       writes[#writes + 1] = record
-      out[i] = char(outcome, status, product, publish) .. region0 .. since_bytes
+      out[i] = struct.pack('<BBBBc15d', outcome, status, product, publish, region0, since)
     end
   end
 end

@@ -23,8 +23,8 @@ local latest, ats = {}, {}
 local applied = 0
 for i = 1, n do
   local base = (i - 1) * size
-  local id, _, _, ts, product, _, _, score, _, since =
-    struct.unpack('<c16dddBBhddd', blob, base + 1)
+  local id = ids[i]
+  local _, _, ts, product, _, _, score, _, since = struct.unpack('<dddBBhddd', blob, base + 17)
   local cur = latest[id] or current[i]
   local ok, filed = true, false
   if cur then
@@ -43,7 +43,7 @@ for i = 1, n do
     end
   end
   if ok then
-    if not filed then redis.call('ZADD', bucket_key(p, product, score, div), score, id) end
+    if not filed then redis.call('ZADD', bucket_key(p, product, score, div), format('%d', score), id) end
     local record = string.sub(blob, base + 17, base + size)  -- the record as sent
     latest[id] = record
     ats[#ats + 1] = id

@@ -18,6 +18,7 @@
 local at = KEYS[1]
 local p = string.sub(at, 1, -4)
 local CHUNK = 500
+local format = string.format
 local GONE = 0
 local HEAD = '<dddBBhd'   -- a record without `seen`: a tombstone, or one written before it
 local HEAD_SIZE = 36

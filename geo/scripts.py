@@ -198,7 +198,7 @@ class HeldConnections:
     call: the one exception). Any other failure raises redis-py's ConnectionError or
     TimeoutError (503 at the API): a write that may have run is not replayed."""
 
-    MAX_IDLE = 64     # connections kept between bursts; a burst beyond opens and closes more
+    MAX_IDLE = 256    # connections kept between bursts; a burst beyond opens and closes more
 
     def __init__(self, client: AsyncRedis) -> None:
         kwargs = dict(client.connection_pool.connection_kwargs)

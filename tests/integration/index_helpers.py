@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import h3
 import pytest
+import redis
 
 from core.products import Product
 from geo.cells import LatLng, cell_of, coarse_reach
@@ -140,3 +141,12 @@ def ping_racing(index: RedisDriverIndex, update: PositionUpdate, meanwhile: Call
         plan.send(index._scripts.run_calls(index.client, calls))
     [result] = done.value.value.results
     return result
+
+
+def this_dbs_clients(client: redis.Redis) -> list[int]:
+    """Ids of the connections to this test's database, but `client`'s own (a benchmark may
+    share the server)."""
+    db = str(client.connection_pool.connection_kwargs.get("db", 0))
+    me = client.client_id()
+    return [int(c["id"]) for c in client.client_list(_type="normal")
+            if str(c["db"]) == db and int(c["id"]) != me]

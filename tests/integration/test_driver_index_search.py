@@ -27,6 +27,7 @@ from tests.integration.index_helpers import (
     USHUAIA,
     geometry_cached,
     place_scattered,
+    this_dbs_clients,
 )
 
 
@@ -278,12 +279,8 @@ def test_search_recovers_from_a_dropped_connection_and_lost_scripts(
                                                   now_ms=T0)]
 
     assert found() == [driver]
-    # Only this database's connections: a benchmark may share the server.
-    db = str(redis_client.connection_pool.connection_kwargs.get("db", 0))
-    me = redis_client.client_id()
-    others = [c["id"] for c in redis_client.client_list(_type="normal")
-              if str(c["db"]) == db and int(c["id"]) != me]
-    assert others and all(redis_client.client_kill_filter(_id=c) == 1 for c in others)
+    others = this_dbs_clients(redis_client)
+    assert others and all(redis_client.client_kill_filter(_id=str(c)) == 1 for c in others)
     assert found() == [driver]
     redis_client.script_flush()
     assert found() == [driver]

@@ -20,16 +20,7 @@ from geo.index import RedisDriverIndex
 from geo.records import Outcome, PositionUpdate
 from geo.scripts import SADD, Scripts
 from simulations.rides import offset
-from tests.integration.index_helpers import CENTRE, T0
-
-
-def this_dbs_clients(client: redis.Redis) -> list[int]:
-    """Ids of the connections to this test's database, but `client`'s own (a benchmark may
-    share the server)."""
-    db = str(client.connection_pool.connection_kwargs.get("db", 0))
-    me = client.client_id()
-    return [int(c["id"]) for c in client.client_list(_type="normal")
-            if str(c["db"]) == db and int(c["id"]) != me]
+from tests.integration.index_helpers import CENTRE, T0, this_dbs_clients
 
 
 def run(settings: Settings, body: Callable[[AsyncRedis], Awaitable[None]],

@@ -9,8 +9,8 @@ Drivers' directory records live in `DIRECTORY_SHARDS` hashes tagged `{sNN}`.
                            search level), scored by the digits of their finest H3 cell below
                            R: every search cell is one score range of one set
 - `P:{R}:at`               hash driver -> position, ping time, product, status, heading, score,
-                           arrival time (freshness); status 0 is a tombstone of a driver that
-                           left R
+                           arrival time (freshness), session, status version; status 0 is a
+                           tombstone of a driver that left R
 - `P:regions`              set of regions seen (for the sweeper)
 A batch of pings costs two round trips: one claim script per directory shard (serialising
 each driver's pings by time), then one place script per region that re-scores each driver
@@ -172,8 +172,8 @@ class RedisDriverIndex:
         the last change's. Versions order a driver's changes (`dir_status.lua`): the database
         hands them out in commit order (`accounts.service.next_status_version`), so a change
         whose write reaches Redis after a newer one's is refused. The driver's region entry
-        takes the status at once too; should two changes' region writes cross, the entry is
-        put right at the driver's next ping, which copies the directory's status."""
+        takes the status at once too, unless it holds a newer change's (`status.lua`: two
+        changes' region writes crossed); a ping placed meanwhile keeps it (`place.lua`)."""
         if not 0 <= version <= MAX_STATUS_VERSION:
             raise ValueError(f"status version {version} is out of range")
         region = self._run("dir_status", keys=[self.directory_key(driver_id)],
@@ -182,7 +182,7 @@ class RedisDriverIndex:
             return False
         if region != NO_REGION:
             self._run("status", keys=[self.region_at(region.decode())],
-                      args=[driver_id.bytes, int(status)])
+                      args=[driver_id.bytes, int(status), version])
         return True
 
     def is_online(self, driver_id: uuid.UUID) -> bool:

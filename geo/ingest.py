@@ -67,8 +67,8 @@ class IngestPlanner:
                            self.sample_ms, self.rate_per_s, self.rate_burst, now_ms or 0,
                            b"".join(charges.get(shard, ())), self.sample_backlog])
                          for shard, members in shards.items()]
-        outcomes: list[tuple[int, int, int, int, bytes, float]] = [
-            (0, 0, 0, 0, NO_REGION, 0.0)] * len(updates)
+        outcomes: list[tuple[int, int, int, int, bytes, float, int]] = [
+            (0, 0, 0, 0, NO_REGION, 0.0, 0)] * len(updates)
         denied: set[uuid.UUID] = set()
         for members, (blob, refused) in zip(shards.values(), replies, strict=True):
             for j, i in enumerate(members):
@@ -81,13 +81,13 @@ class IngestPlanner:
         last_place: dict[bytes, tuple[bytes, bytes]] = {}
         evictions: dict[bytes, list[bytes]] = defaultdict(list)
         results: list[IngestResult] = []
-        for u, (member, score, region), (code, status, pcode, _, old, since) in zip(
+        for u, (member, score, region), (code, status, pcode, _, old, since, version) in zip(
                 updates, places_of, outcomes, strict=True):
             outcome = OUTCOMES[code]
             if outcome is Outcome.APPLIED:
                 last_place[member] = (region, PLACE_IN.pack(
                     member, u.point.lat, u.point.lng, u.ts_ms, pcode, status, u.heading_deg,
-                    score, u.ts_ms if now_ms is None else now_ms, since))
+                    score, u.ts_ms if now_ms is None else now_ms, since, version))
             elif outcome is Outcome.IMPOSSIBLE:
                 evictions[region].append(EVICT_IN.pack(member, u.ts_ms, since))
             if old != NO_REGION and old != region and outcome in (Outcome.APPLIED,

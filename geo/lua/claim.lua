@@ -12,14 +12,15 @@
 -- ARGV[4..7] optional rate limit: per second, burst, now_ms, ids to charge (16 bytes each).
 --   Each charged driver takes a token from its bucket (field id..'rl' of the same hash);
 --   a driver without a token is denied and its pings are skipped.
--- Returns {one 27-byte record per ping: '<BBBBc15d' outcome, status, product, publish, old
---   region, and the driver's online-since time (0 when offline or denied: it orders the
---   driver's sessions, as ts orders the pings of one); the denied ids}.
+-- Returns {one 31-byte record per ping: '<BBBBc15dI4' outcome, status, product, publish, old
+--   region, the driver's online-since time (0 when offline or denied: it orders the
+--   driver's sessions, as ts orders the pings of one) and the status version the status came
+--   with (the place keeps a newer one's status, written meanwhile); the denied ids}.
 --   outcome: 0 offline, 1 out_of_order, 2 impossible (flagged), 3 applied, 4 rate limited
 local dir, blob = KEYS[1], ARGV[1]
 local max_speed, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
 local NONE = string.rep('\0', 15)
-local NO_SINCE = string.rep('\0', 8)
+local NO_SESSION = string.rep('\0', 12)   -- no online-since time, no status version
 local CHUNK = 500
 local rad = math.pi / 180
 local HALF_PI = math.pi / 2
@@ -61,16 +62,16 @@ for i = 1, n do
   local id, lat, lng, ts, hdg, region = ids[i], lats[i], lngs[i], tss[i], hdgs[i], regions[i]
   local v = latest[id] or current[i]
   if denied[id] then
-    out[i] = char(4, 0, 0, 0) .. NONE .. NO_SINCE
+    out[i] = char(4, 0, 0, 0) .. NONE .. NO_SESSION
   elseif not v then
-    out[i] = char(0, 0, 0, 0) .. NONE .. NO_SINCE
+    out[i] = char(0, 0, 0, 0) .. NONE .. NO_SESSION
   else
     local old = #v < 64       -- written before status versions: none to keep
     local lat0, lng0, ts0, status, product, _, _, lastpub, since, region0, version =
       struct.unpack(old and '<dddBBhBddc15' or '<dddBBhBddc15I4', v)
     if old then version = 0 end
     if ts <= ts0 then
-      out[i] = struct.pack('<BBBBc15d', 1, status, product, 0, region0, since)
+      out[i] = struct.pack('<BBBBc15dI4', 1, status, product, 0, region0, since, version)
     else
       local outcome, flag, publish = 3, 0, 0
       if ts0 > 0 then
@@ -95,7 +96,8 @@ for i = 1, n do
       latest[id] = record
       writes[#writes + 1] = id
       writes[#writes + 1] = record
-      out[i] = struct.pack('<BBBBc15d', outcome, status, product, publish, region0, since)
+      out[i] = struct.pack('<BBBBc15dI4', outcome, status, product, publish, region0, since,
+        version)
     end
   end
 end

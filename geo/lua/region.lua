@@ -1,15 +1,19 @@
 -- Shared by the region scripts (prepended to each): the `at` record and batched reads/writes.
--- `at` maps driver -> '<dddBBhddd' lat, lng, ts, product, status, heading, score, seen, since:
--- where and how the driver is in this region; the position lives once, here. ts is the ping's
--- recorded time (the phone's clock: it orders a driver's pings), seen the server's time when
--- the ping arrived (freshness: a driver silent for the TTL leaves search, whatever its phone's
--- clock says), since the online-since time of the driver's session. Ping times order one
--- session's steps only (a new phone's clock may run behind the old one's): steps are ordered
--- by session first, then by ts (`after`). Records written before `since` was kept end after
--- seen (44 bytes) and are ordered by ts alone; before `seen` existed they ended after score
--- (36 bytes): their seen is ts. Status 0 marks a tombstone (36 bytes): the driver left the
--- region at ts, and nothing older may place it again. A tombstone keeps its session's since
--- where a live record keeps its score (0 for tombstones written before it was kept).
+-- `at` maps driver -> '<dddBBhdddI4' lat, lng, ts, product, status, heading, score, seen,
+-- since, version: where and how the driver is in this region; the position lives once, here.
+-- ts is the ping's recorded time (the phone's clock: it orders a driver's pings), seen the
+-- server's time when the ping arrived (freshness: a driver silent for the TTL leaves search,
+-- whatever its phone's clock says), since the online-since time of the driver's session.
+-- Ping times order one session's steps only (a new phone's clock may run behind the old
+-- one's): steps are ordered by session first, then by ts (`after`). version is the status
+-- version (`dir_status.lua`) of the change the status came with, 0 before any: a status
+-- change's region write and a ping's place each keep the newer change's status, so neither
+-- undoes a newer change by landing late. Records written before `version` was kept end after
+-- since (52 bytes: version 0); before `since`, after seen (44 bytes: ordered by ts alone);
+-- before `seen`, after score (36 bytes: their seen is ts). Status 0 marks a tombstone
+-- (36 bytes): the driver left the region at ts, and nothing older may place it again. A
+-- tombstone keeps its session's since where a live record keeps its score (0 for tombstones
+-- written before it was kept).
 -- `z:<product>:<bucket>` is a sorted set of drivers scored by the digits of their finest H3
 -- cell below the region; a bucket is a cell of the coarsest search level (score / div), so
 -- every search cell is a contiguous score range of one small set.
@@ -23,6 +27,7 @@ local GONE = 0
 local HEAD = '<dddBBhd'   -- a record without `seen`: a tombstone, or one written before it
 local HEAD_SIZE = 36
 local SEEN_SIZE = 44      -- a live record written before `since` was kept
+local SINCE_SIZE = 52     -- a live record written before `version` was kept
 
 -- Whether a step of session `since` at `ts` comes after a record's (`tsince`, `tts`):
 -- sessions first, then ping times within one session.
@@ -30,11 +35,24 @@ local function after(since, ts, tsince, tts)
   return since > tsince or (since == tsince and ts > tts)
 end
 
--- Whether a step of session `since` at `ts` comes after the live record `cur` (at `cts`).
-local function after_live(since, ts, cur, cts)
-  if #cur > SEEN_SIZE then
-    return after(since, ts, struct.unpack('<d', cur, SEEN_SIZE + 1), cts)
+-- A live record's session (nil when written before it was kept) and status version (0 when
+-- written before it was kept).
+local function session_and_version(cur)
+  local size = #cur
+  if size > SINCE_SIZE then
+    local since, version = struct.unpack('<dI4', cur, SEEN_SIZE + 1)
+    return since, version
+  elseif size > SEEN_SIZE then
+    return (struct.unpack('<d', cur, SEEN_SIZE + 1)), 0
   end
+  return nil, 0
+end
+
+-- Whether a step of session `since` at `ts` comes after the live record `cur` (at `cts`);
+-- a record written before sessions were kept is ordered by ping time alone.
+local function after_live(since, ts, cur, cts)
+  local csince = session_and_version(cur)
+  if csince then return after(since, ts, csince, cts) end
   return ts > cts
 end
 

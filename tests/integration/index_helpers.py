@@ -22,6 +22,7 @@ from simulations.rides import offset
 CENTRE = LatLng(40.7580, -73.9855)
 TROMSO, USHUAIA = LatLng(69.6496, 18.9560), LatLng(-54.8019, -68.3030)
 T0 = 1_800_000_000_000
+AT_SIZE = PLACE_IN.size - 16   # an `at` record of the current layout (place.lua)
 
 
 def run_writers(index: RedisDriverIndex, parts: list[list[PositionUpdate]]) -> None:
@@ -91,12 +92,13 @@ RegionStep = Callable[..., None]
 
 def region_steps(index: RedisDriverIndex, driver: uuid.UUID) -> tuple[RegionStep, RegionStep]:
     """The region scripts' place and evict of one driver, called directly (to replay an
-    interleaving): place(region prefix, finest cell, ts, since=1), evict(prefix, ts, since=1)."""
+    interleaving): place(region prefix, finest cell, ts, since=1, status version=0),
+    evict(prefix, ts, since=1)."""
 
-    def place(prefix: str, cell: str, ts: int, since: float = 1) -> None:
+    def place(prefix: str, cell: str, ts: int, since: float = 1, version: int = 0) -> None:
         score = int(cell, 16) & ((1 << 3 * (15 - index.region_resolution)) - 1)
         record = PLACE_IN.pack(driver.bytes, CENTRE.lat, CENTRE.lng, ts, 0, 1, -1, score, ts,
-                               since)
+                               since, version)
         index._run("place", keys=[f"{prefix}:at"], args=[index.layout.bucket_div, record])
 
     def evict(prefix: str, ts: int, since: float = 1) -> None:

@@ -19,6 +19,7 @@ from geo.index import RedisDriverIndex
 from geo.records import PLACE_IN, DriverStatus, Outcome, PositionUpdate
 from simulations.rides import offset
 from tests.integration.index_helpers import (
+    AT_SIZE,
     CENTRE,
     T0,
     assert_only_at,
@@ -190,7 +191,7 @@ def test_records_written_before_arrival_times_are_read_by_their_ping_time(
                  now_ms=T0 + 10_000)
     at = index.region_at(index.region_of(cell_of(CENTRE, index.levels[0])))
     record = redis_client.hget(at, old.bytes)
-    assert record is not None and len(record) == 52
+    assert record is not None and len(record) == AT_SIZE
     redis_client.hset(at, old.bytes, record[:36])
 
     def search(now_ms: int) -> list[uuid.UUID]:
@@ -207,7 +208,7 @@ def test_records_written_before_arrival_times_are_read_by_their_ping_time(
     assert filed_under(redis_client, index, old) == []
     later = T0 + ttl_ms + 2000
     index.ingest([PositionUpdate(old, CENTRE, later)], now_ms=later)
-    assert len(redis_client.hget(at, old.bytes) or b"") == 52
+    assert len(redis_client.hget(at, old.bytes) or b"") == AT_SIZE
     assert search(later) == [old, new]
 
 
@@ -222,12 +223,12 @@ def test_records_written_before_sessions_were_kept_are_ordered_by_ping_time(
     place, _ = region_steps(index, driver)
     place(region, cell, 100, since=1)
     record = redis_client.hget(f"{region}:at", driver.bytes)
-    assert record is not None and len(record) == 52
+    assert record is not None and len(record) == AT_SIZE
     redis_client.hset(f"{region}:at", driver.bytes, record[:44])
     place(region, cell, 90, since=2)            # ordered by ts: loses
     assert (redis_client.hget(f"{region}:at", driver.bytes) or b"") == record[:44]
     place(region, cell, 110, since=1)
-    assert len(redis_client.hget(f"{region}:at", driver.bytes) or b"") == 52
+    assert len(redis_client.hget(f"{region}:at", driver.bytes) or b"") == AT_SIZE
     place(region, cell, 90, since=2)            # a later session: wins, though older
     stored = redis_client.hget(f"{region}:at", driver.bytes)
     assert isinstance(stored, bytes) and PLACE_IN.unpack(driver.bytes + stored)[3] == 90

@@ -14,6 +14,7 @@ from geo.index import RedisDriverIndex
 from geo.records import DriverStatus, Outcome, PositionUpdate
 from simulations.rides import offset
 from tests.integration.index_helpers import (
+    AT_SIZE,
     CENTRE,
     T0,
     filed_under,
@@ -90,35 +91,66 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
     assert filed_under(redis_client, index, driver) == [near]
 
 
-@pytest.mark.parametrize("case", ["first ping", "same cell", "into another region"])
-def test_a_status_change_racing_a_ping_holds_from_the_next_ping(
-        index: RedisDriverIndex, case: str) -> None:
+@pytest.mark.parametrize("case", ["same cell", "another cell", "first ping",
+                                  "into another region"])
+def test_a_status_change_racing_a_ping_holds(index: RedisDriverIndex, case: str) -> None:
     """A trip starts (status on_trip) between a ping's claim, which read the old status, and
-    its place. The place may still write the status it carried, but the directory holds the
-    new one and the next ping must carry it: whether the place found the driver in its region
-    or not (a session's first ping, a move into another region, where the status change had
-    no region record to rewrite)."""
+    its place. When the ping stays in the driver's region, the status change rewrote the
+    driver's entry there, with its status version, and the place keeps it: the driver is never
+    shown available again. When it has no entry there (a session's first ping, a move into
+    another region), the place writes the status its claim read, and the directory's new one
+    holds from the driver's next ping."""
     driver = uuid.uuid4()
     index.go_online(driver, Product.ECONOMY, now_ms=T0)
     far = offset(CENTRE, 0, 400_000)
     assert index.region_of(cell_of(far, index.levels[0])) != \
         index.region_of(cell_of(CENTRE, index.levels[0]))
-    start = {"first ping": None, "same cell": CENTRE, "into another region": far}[case]
+    start = {"first ping": None, "same cell": CENTRE, "another cell": offset(CENTRE, 300, 0),
+             "into another region": far}[case]
     t = T0
     if start is not None:
         index.ingest([PositionUpdate(driver, start, t)], now_ms=t)
         t += 3 * 3_600_000      # hours later: the 400 km move is plausible
-    ping_racing(index, PositionUpdate(driver, CENTRE, t),
-                lambda: index.set_status(driver, DriverStatus.ON_TRIP, version=1), now_ms=t)
+    racing = ping_racing(index, PositionUpdate(driver, CENTRE, t),
+                         lambda: index.set_status(driver, DriverStatus.ON_TRIP, version=1),
+                         now_ms=t)
+    assert racing.outcome is Outcome.APPLIED
+
+    def found(status: DriverStatus, now_ms: int) -> list[uuid.UUID]:
+        return [d.driver_id for d in index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500,
+                                                  now_ms=now_ms, status=status)]
+
+    if case in ("same cell", "another cell"):
+        assert found(DriverStatus.ON_TRIP, t) == [driver]
+        assert found(DriverStatus.AVAILABLE, t) == []
+    else:
+        assert found(DriverStatus.AVAILABLE, t) == [driver]     # until its next ping
     t += 4000
     index.ingest([PositionUpdate(driver, offset(CENTRE, 1, 0), t)], now_ms=t)
+    assert found(DriverStatus.ON_TRIP, t) == [driver]
+    assert found(DriverStatus.AVAILABLE, t) == []
 
-    def found(status: DriverStatus) -> list[uuid.UUID]:
-        return [d.driver_id for d in index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500,
-                                                  now_ms=t, status=status)]
 
-    assert found(DriverStatus.ON_TRIP) == [driver]
-    assert found(DriverStatus.AVAILABLE) == []
+def test_two_status_changes_whose_region_writes_cross_keep_the_newer(
+        index: RedisDriverIndex) -> None:
+    """An offer (version 1) and its decline (version 2) reach the directory in order, but
+    their region writes cross (the offer's process stalled between its two steps): the late
+    region write is refused, and search keeps showing the driver available."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
+    directory = [index.directory_key(driver)]
+    region = index._run("dir_status", keys=directory,
+                        args=[driver.bytes, int(DriverStatus.OFFERED), 1])
+    assert index._run("dir_status", keys=directory,
+                      args=[driver.bytes, int(DriverStatus.AVAILABLE), 2]) == region
+    at = [index.region_at(region.decode())]
+    assert index._run("status", keys=at, args=[driver.bytes, int(DriverStatus.AVAILABLE), 2])
+    assert not index._run("status", keys=at, args=[driver.bytes, int(DriverStatus.OFFERED), 1])
+    found = index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500, now_ms=T0)
+    assert [d.driver_id for d in found] == [driver]
+    state = index.get(driver)
+    assert state is not None and state.status is DriverStatus.AVAILABLE
 
 
 def test_a_late_place_of_an_ended_session_cannot_move_the_next_one(
@@ -198,3 +230,24 @@ def test_directory_records_written_before_status_versions_take_any_version(
     assert not index.set_status(driver, DriverStatus.AVAILABLE, version=1)
     state = index.get(driver)
     assert state is not None and state.status is DriverStatus.ON_TRIP
+
+
+def test_region_entries_written_before_status_versions_take_the_next_change(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """An `at` entry of the layout before status versions (52 bytes, as a running index holds
+    during a rolling deploy) takes the next status change, with its version, and a ping racing
+    a later change keeps the later one."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
+    at = index.region_at(index.region_of(cell_of(CENTRE, index.levels[0])))
+    record = redis_client.hget(at, driver.bytes) or b""
+    redis_client.hset(at, driver.bytes, record[:52])
+    assert index.set_status(driver, DriverStatus.OFFERED, version=1)
+    rewritten = redis_client.hget(at, driver.bytes) or b""
+    assert len(rewritten) == AT_SIZE and rewritten[25] == DriverStatus.OFFERED
+    ping_racing(index, PositionUpdate(driver, CENTRE, T0 + 4000),
+                lambda: index.set_status(driver, DriverStatus.ON_TRIP, version=2), now_ms=T0 + 4000)
+    found = index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500, now_ms=T0 + 4000,
+                         status=DriverStatus.ON_TRIP)
+    assert [d.driver_id for d in found] == [driver]

@@ -13,9 +13,11 @@ from accounts.service import lock_driver
 from core.clock import from_ms, to_ms
 from core.errors import Conflict, NotFound, RateLimited
 from core.products import Product
+from dispatch.models import Offer
+from dispatch.service import OPEN
 from geo.index import RedisDriverIndex
 from geo.pings import Ping, PingRules, triage
-from geo.records import IngestResult, Outcome, PositionUpdate
+from geo.records import DriverStatus, IngestResult, Outcome, PositionUpdate
 from trips.domain import DRIVER_ASSIGNED
 from trips.models import Trip
 
@@ -30,12 +32,22 @@ class LocationReport:
 
 def go_online(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex,
               now_ms: int) -> None:
+    """A new session in the index starts from what the database says the driver is doing:
+    on a trip, holding an open offer, or available. A driver the index forgot mid-trip (a
+    Redis failover that lost writes, or the idle sweep after an hour without pings) and who
+    comes back online is not shown available to riders and dispatch. Under the driver's row
+    lock, which every status change takes for its version, so none lands between the read and
+    the write unordered."""
     with session.begin():
         driver = lock_driver(session, driver_id)
         if driver is None:
             raise NotFound("no such driver")
+        status = (DriverStatus.ON_TRIP if _on_trip(session, driver_id)
+                  else DriverStatus.OFFERED if session.scalar(select(exists().where(
+                      Offer.driver_id == driver_id, Offer.status == OPEN)))
+                  else DriverStatus.AVAILABLE)
         index.go_online(driver_id, Product(driver.vehicle.product), now_ms=now_ms,
-                        status_version=driver.status_version)
+                        status_version=driver.status_version, status=status)
 
 
 def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex) -> None:
@@ -44,11 +56,14 @@ def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverInde
     with session.begin():
         if lock_driver(session, driver_id) is None:
             raise NotFound("no such driver")
-        busy = session.scalar(select(exists().where(
-            Trip.driver_id == driver_id, Trip.status.in_([s.value for s in DRIVER_ASSIGNED]))))
-        if busy:
+        if _on_trip(session, driver_id):
             raise Conflict("finish or cancel the active trip before going offline")
         index.go_offline(driver_id)
+
+
+def _on_trip(session: Session, driver_id: uuid.UUID) -> bool:
+    return bool(session.scalar(select(exists().where(
+        Trip.driver_id == driver_id, Trip.status.in_([s.value for s in DRIVER_ASSIGNED])))))
 
 
 async def report_locations(*, driver_id: uuid.UUID, pings: list[Ping], now_ms: int,

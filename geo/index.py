@@ -133,22 +133,26 @@ class RedisDriverIndex:
 
     # -- lifecycle --------------------------------------------------------------------------
     def go_online(self, driver_id: uuid.UUID, product: Product, *, now_ms: int,
-                  status_version: int = 0) -> None:
-        """Idempotent: an online driver keeps its position and status. `status_version`: the
-        driver's latest status version (`set_status`), so that a change older than it, written
-        late, cannot apply to the new session."""
-        self._online([(driver_id, product, status_version)], now_ms)
+                  status_version: int = 0,
+                  status: DriverStatus = DriverStatus.AVAILABLE) -> None:
+        """Idempotent: an online driver keeps its position and status. A new session starts
+        with `status` and `status_version`, the driver's latest status version (`set_status`),
+        so that a change older than it, written late, cannot apply to the new session."""
+        self._online([(driver_id, product, status_version, status)], now_ms)
 
     def go_online_many(self, drivers: Sequence[tuple[uuid.UUID, Product]], *,
                        now_ms: int) -> None:
-        """`go_online` for many drivers (status version 0) in one pipelined round trip."""
-        self._online([(driver, product, 0) for driver, product in drivers], now_ms)
+        """`go_online` for many available drivers (status version 0) in one pipelined round
+        trip."""
+        self._online([(driver, product, 0, DriverStatus.AVAILABLE)
+                      for driver, product in drivers], now_ms)
 
-    def _online(self, drivers: Sequence[tuple[uuid.UUID, Product, int]], now_ms: int) -> None:
+    def _online(self, drivers: Sequence[tuple[uuid.UUID, Product, int, DriverStatus]],
+                now_ms: int) -> None:
         pipe = self.client.pipeline(transaction=False)
-        for driver_id, product, version in drivers:
+        for driver_id, product, version, status in drivers:
             pipe.hsetnx(self.directory_key(driver_id), driver_id.bytes,
-                        DIRECTORY.pack(0, 0, 0, DriverStatus.AVAILABLE, PRODUCT_CODES[product],
+                        DIRECTORY.pack(0, 0, 0, status, PRODUCT_CODES[product],
                                        -1, 0, 0, now_ms, NO_REGION, version))
         pipe.execute()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 from fastapi.testclient import TestClient
 
 from accounts.tokens import Principal, Role, issue_token
@@ -11,6 +14,7 @@ from core.clock import FakeClock
 from core.ids import new_id
 from core.settings import Settings
 from dispatch import service as dispatch
+from geo.records import DriverStatus
 from tests.api.helpers import bearer, new_driver, new_rider, ping
 
 TRIP = {"pickup": {"lat": 40.7580, "lng": -73.9855}, "dropoff": {"lat": 40.7680, "lng": -73.9755}}
@@ -110,6 +114,48 @@ def test_a_rider_canceling_frees_the_offered_driver_at_once(
     assert offer["trip_id"] == second.json()["id"]
     withdrawn = client.post(f"/v1/offers/{offer_id}/accept", headers=d)
     assert withdrawn.json()["error"]["details"] == {"status": "withdrawn"}
+
+
+@pytest.mark.parametrize("holding", ["an open offer", "an accepted trip"])
+def test_a_driver_the_index_forgot_comes_back_online_as_the_database_says(
+        client: TestClient, resources: Resources, clock: FakeClock, holding: str) -> None:
+    """The index loses a driver who holds an offer or a trip (a Redis failover that lost
+    writes, or the idle sweep after an hour without pings); the app's next ping gets 409 and
+    it goes online again. The new session starts as the database says (offered, on trip), so
+    the driver is not shown to riders as free, and takes the trip's next status as before."""
+    rider, driver = new_rider(client), new_driver(client)
+    d, driver_id = bearer(driver["token"]), uuid.UUID(driver["id"])
+    here = {"lat": 40.7585, "lng": -73.9855}
+    client.put("/v1/drivers/me/status", json={"status": "online"}, headers=d)
+    client.post("/v1/drivers/me/locations", headers=d,
+                json={"pings": [ping(here["lat"], here["lng"], clock.now())]})
+    trip = client.post("/v1/trips", json=TRIP, headers=bearer(rider["token"])).json()
+    dispatch.dispatch_pending(sessions=resources.sessions, index=resources.index,
+                              eta=resources.eta, clock=clock, settings=resources.settings)
+    offer_id = client.get("/v1/drivers/me/offer", headers=d).json()["offer_id"]
+    if holding == "an accepted trip":
+        client.post(f"/v1/offers/{offer_id}/accept", headers=d)
+    assert resources.index.go_offline(driver_id)            # the index forgets the driver
+    clock.advance(4)
+    lost = client.post("/v1/drivers/me/locations", headers=d,
+                       json={"pings": [ping(here["lat"], here["lng"], clock.now())]})
+    assert lost.status_code == 409
+    assert client.put("/v1/drivers/me/status", json={"status": "online"},
+                      headers=d).status_code == 200
+    client.post("/v1/drivers/me/locations", headers=d,
+                json={"pings": [ping(here["lat"], here["lng"], clock.now())]})
+    state = resources.index.get(driver_id)
+    expected = DriverStatus.OFFERED if holding == "an open offer" else DriverStatus.ON_TRIP
+    assert state is not None and state.status is expected
+    assert client.get("/v1/drivers/nearby", params=here).json()["cars"] == []
+    if holding == "an open offer":
+        client.post(f"/v1/offers/{offer_id}/decline", headers=d)
+    else:
+        for step in ("arrive", "start", "complete"):
+            client.post(f"/v1/trips/{trip['id']}/{step}", headers=d)
+    state = resources.index.get(driver_id)
+    assert state is not None and state.status is DriverStatus.AVAILABLE
+    assert len(client.get("/v1/drivers/nearby", params=here).json()["cars"]) == 1
 
 
 def test_health_and_readiness(client: TestClient) -> None:

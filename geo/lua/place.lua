@@ -27,20 +27,24 @@ for i = 1, n do
   local base = (i - 1) * size
   local id = ids[i]
   local _, _, ts, product, _, _, score, _, since, version =
-    struct.unpack('<dddBBhdddI4', blob, base + 17)
+    struct.unpack(AT, blob, base + 17)
   local cur = latest[id] or current[i]
-  local ok, filed, newer_status = true, false, nil
+  local ok, filed = true, false
+  local newer       -- the entry, when a status change newer than the claim's rewrote it since
   if cur then
-    local _, _, cts, cprod, cst, _, cscore = struct.unpack(HEAD, cur)
+    local _, cts, cprod, cst, cscore, csince, cversion
+    if #cur > SINCE_SIZE then      -- the current layout, read in one step
+      _, _, cts, cprod, cst, _, cscore, _, csince, cversion = struct.unpack(AT, cur)
+    else
+      _, _, cts, cprod, cst, _, cscore = struct.unpack(HEAD, cur)
+      csince, cversion = session_and_version(cur)
+    end
     if cst == GONE then            -- a tombstone keeps its session where score is
       ok = after(since, ts, cscore, cts)
     else
-      local csince, cversion = session_and_version(cur)    -- after_live, with the version
-      if csince then ok = after(since, ts, csince, cts) else ok = ts > cts end
+      if csince then ok = after(since, ts, csince, cts) else ok = ts > cts end  -- after_live
       if ok then
-        if cversion > version then   -- a status change landed since the claim read the status
-          newer_status = sub(cur, 26, 26) .. sub(blob, base + 43, base + 68) .. sub(cur, 53, 56)
-        end
+        if cversion > version then newer = cur end
         -- Scores are integers below 2^53 and div a power of 8: x - x % div is exact.
         if cprod ~= product or cscore - cscore % div ~= score - score % div then
           redis.call('ZREM', bucket_key(p, cprod, cscore, div), id)
@@ -53,8 +57,8 @@ for i = 1, n do
   if ok then
     if not filed then redis.call('ZADD', bucket_key(p, product, score, div), format('%d', score), id) end
     local record = sub(blob, base + 17, base + size)  -- the record as sent
-    if newer_status then          -- but with the newer change's status and version
-      record = sub(blob, base + 17, base + 41) .. newer_status
+    if newer then     -- with the newer change's status (byte 26) and version (bytes 53-56)
+      record = sub(record, 1, 25) .. sub(newer, 26, 26) .. sub(record, 27, 52) .. sub(newer, 53, 56)
     end
     latest[id] = record
     ats[#ats + 1] = id

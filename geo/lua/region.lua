@@ -24,6 +24,7 @@ local p = string.sub(at, 1, -4)
 local CHUNK = 500
 local format = string.format
 local GONE = 0
+local AT = '<dddBBhdddI4' -- a live record
 local HEAD = '<dddBBhd'   -- a record without `seen`: a tombstone, or one written before it
 local HEAD_SIZE = 36
 local SEEN_SIZE = 44      -- a live record written before `since` was kept

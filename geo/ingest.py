@@ -65,7 +65,8 @@ class IngestPlanner:
         replies = yield [("claim", [layout.shard_keys[shard], layout.stream_keys[shard]],
                           [b"".join(records[i] for i in members), self.max_speed_mps,
                            self.sample_ms, self.rate_per_s, self.rate_burst, now_ms or 0,
-                           b"".join(charges.get(shard, ())), self.sample_backlog])
+                           b"".join(charges.get(shard, ())), self.sample_backlog,
+                           int(len({places_of[i][0] for i in members}) < len(members))])
                          for shard, members in shards.items()]
         outcomes: list[tuple[int, int, int, int, bytes, float, int]] = [
             (0, 0, 0, 0, NO_REGION, 0.0, 0)] * len(updates)

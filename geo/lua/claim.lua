@@ -9,6 +9,8 @@
 --   (hash-max-listpack-value), which a shard of a small city uses.
 -- ARGV[1] records, 57 bytes each: '<c16dddhc15' id, lat, lng, ts_ms, heading, region.
 -- ARGV[2] max speed (m/s), ARGV[3] sample interval (ms).
+-- ARGV[9] '1' when a driver may have several pings in ARGV[1] (each then reads the record its
+--   predecessor wrote), else '0' (the usual batch: one ping per driver, nothing to track).
 -- ARGV[4..7] optional rate limit: per second, burst, now_ms, ids to charge (16 bytes each).
 --   Each charged driver takes a token from its bucket (field id..'rl' of the same hash);
 --   a driver without a token is denied and its pings are skipped.
@@ -46,21 +48,24 @@ if #charge > 0 then
   end
 end
 local n = #blob / 57
-local ids, lats, lngs, tss, hdgs, regions = {}, {}, {}, {}, {}, {}
-for i = 1, n do
-  ids[i], lats[i], lngs[i], tss[i], hdgs[i], regions[i] =
-    struct.unpack('<c16dddhc15', blob, (i - 1) * 57 + 1)
-end
+local ids, sub = {}, string.sub
+for i = 1, n do ids[i] = sub(blob, (i - 1) * 57 + 1, (i - 1) * 57 + 16) end
 local current = {}
-for first = 1, n, CHUNK do
-  local last = math.min(n, first + CHUNK - 1)
-  local got = redis.call('HMGET', dir, unpack(ids, first, last))
-  for j = 1, last - first + 1 do current[first + j - 1] = got[j] end
+if n > 0 and n <= CHUNK then   -- the common case: the reply is the list
+  current = redis.call('HMGET', dir, unpack(ids))
+elseif n > CHUNK then
+  for first = 1, n, CHUNK do
+    local last = math.min(n, first + CHUNK - 1)
+    local got = redis.call('HMGET', dir, unpack(ids, first, last))
+    for j = 1, last - first + 1 do current[first + j - 1] = got[j] end
+  end
 end
-local out, latest, writes, samples = {}, {}, {}, {}
+local out, writes, samples = {}, {}, {}
+local latest = ARGV[9] == '1' and {}   -- id -> its record as this call last wrote it
 for i = 1, n do
-  local id, lat, lng, ts, hdg, region = ids[i], lats[i], lngs[i], tss[i], hdgs[i], regions[i]
-  local v = latest[id] or current[i]
+  local id = ids[i]
+  local lat, lng, ts, hdg, region = struct.unpack('<dddhc15', blob, (i - 1) * 57 + 17)
+  local v = latest and latest[id] or current[i]
   if denied[id] then
     out[i] = char(4, 0, 0, 0) .. NONE .. NO_SESSION
   elseif not v then
@@ -93,7 +98,7 @@ for i = 1, n do
       end
       local record = struct.pack('<dddBBhBddc15I4', lat, lng, ts, status, product, hdg, flag,
         lastpub, since, region, version)
-      latest[id] = record
+      if latest then latest[id] = record end
       writes[#writes + 1] = id
       writes[#writes + 1] = record
       out[i] = struct.pack('<BBBBc15dI4', outcome, status, product, publish, region0, since,

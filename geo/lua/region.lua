@@ -75,6 +75,7 @@ local function bucket_key(p, product, score, div)
 end
 
 local function hmget(key, ids)
+  if #ids > 0 and #ids <= CHUNK then return redis.call('HMGET', key, unpack(ids)) end
   local values = {}
   for first = 1, #ids, CHUNK do
     local last = math.min(#ids, first + CHUNK - 1)

@@ -129,6 +129,28 @@ def test_a_backlog_of_pings_places_the_driver_once(
     assert state is not None and state.ts_ms == T0 + 50_000
 
 
+def test_pings_of_one_driver_in_one_batch_are_judged_against_each_other(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """Several pings of a driver in one batch, among other drivers' (a backlog posted out of
+    order): each is judged against the one before it in the batch, not against what the index
+    held before the batch, so an older one after a newer one is out of order, and a jump too
+    fast from the ping before it is flagged."""
+    driver, other = uuid.uuid4(), uuid.uuid4()
+    for d in (driver, other):
+        index.go_online(d, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)])
+    near, far = offset(CENTRE, 100, 0), offset(CENTRE, 5000, 0)
+    results = index.ingest([PositionUpdate(driver, near, T0 + 10_000),
+                            PositionUpdate(other, CENTRE, T0 + 10_000),
+                            PositionUpdate(driver, offset(CENTRE, 50, 0), T0 + 5_000),
+                            PositionUpdate(driver, far, T0 + 11_000)])
+    assert [r.outcome for r in results] == [Outcome.APPLIED, Outcome.APPLIED,
+                                            Outcome.OUT_OF_ORDER, Outcome.IMPOSSIBLE]
+    state = index.get(driver)
+    assert state is not None and state.ts_ms == T0 + 11_000 and state.flagged
+    assert filed_under(redis_client, index, driver) == []
+
+
 def test_pings_of_an_offline_driver_are_refused(index: RedisDriverIndex) -> None:
     result = index.ingest([PositionUpdate(uuid.uuid4(), CENTRE, T0)])[0]
     assert result.outcome is Outcome.OFFLINE

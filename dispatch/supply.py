@@ -32,12 +32,14 @@ class LocationReport:
 
 def go_online(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex,
               now_ms: int) -> None:
-    """A new session in the index starts from what the database says the driver is doing:
-    on a trip, holding an open offer, or available. A driver the index forgot mid-trip (a
-    Redis failover that lost writes, or the idle sweep after an hour without pings) and who
-    comes back online is not shown available to riders and dispatch. Under the driver's row
-    lock, which every status change takes for its version, so none lands between the read and
-    the write unordered."""
+    """The index's status follows what the database says the driver is doing: on a trip,
+    holding an open offer, or available. A new session starts from it, so a driver the index
+    forgot mid-trip (a Redis failover that lost writes, or the idle sweep after an hour
+    without pings) and who comes back online is not shown available to riders and dispatch.
+    A driver already online gets it too when the index's status is older than the database's
+    latest change (that change's write was lost: its process died between commit and write).
+    Under the driver's row lock, which every status change takes for its version, so none
+    lands between the read and the write unordered."""
     with session.begin():
         driver = lock_driver(session, driver_id)
         if driver is None:
@@ -48,6 +50,8 @@ def go_online(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex
                   else DriverStatus.AVAILABLE)
         index.go_online(driver_id, Product(driver.vehicle.product), now_ms=now_ms,
                         status_version=driver.status_version, status=status)
+        if driver.status_version > 0:   # refused unless the index holds an older version
+            index.set_status(driver_id, status, version=driver.status_version)
 
 
 def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex) -> None:

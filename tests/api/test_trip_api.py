@@ -158,6 +158,37 @@ def test_a_driver_the_index_forgot_comes_back_online_as_the_database_says(
     assert len(client.get("/v1/drivers/nearby", params=here).json()["cars"]) == 1
 
 
+def test_going_online_again_repairs_a_status_write_that_was_lost(
+        client: TestClient, resources: Resources, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An accept commits, but its process dies before writing the index: the index still
+    shows the driver offered. The app's next "online" (idempotent for an online driver) sets
+    the database's status, by its newer version; a second one changes nothing."""
+    rider, driver = new_rider(client), new_driver(client)
+    d, driver_id = bearer(driver["token"]), uuid.UUID(driver["id"])
+    client.put("/v1/drivers/me/status", json={"status": "online"}, headers=d)
+    client.post("/v1/drivers/me/locations", headers=d,
+                json={"pings": [ping(40.7585, -73.9850, clock.now())]})
+    client.post("/v1/trips", json=TRIP, headers=bearer(rider["token"]))
+    dispatch.dispatch_pending(sessions=resources.sessions, index=resources.index,
+                              eta=resources.eta, clock=clock, settings=resources.settings)
+    offer_id = client.get("/v1/drivers/me/offer", headers=d).json()["offer_id"]
+    with monkeypatch.context() as lost:
+        lost.setattr(resources.index, "set_status", lambda *_, **__: True)
+        accepted = client.post(f"/v1/offers/{offer_id}/accept", headers=d)
+    assert accepted.status_code == 200
+
+    def status() -> DriverStatus | None:
+        state = resources.index.get(driver_id)
+        return state.status if state is not None else None
+
+    assert status() is DriverStatus.OFFERED
+    for _ in range(2):
+        assert client.put("/v1/drivers/me/status", json={"status": "online"},
+                          headers=d).status_code == 200
+        assert status() is DriverStatus.ON_TRIP
+
+
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")

@@ -9,11 +9,11 @@
 --   (hash-max-listpack-value), which a shard of a small city uses.
 -- ARGV[1] records, 57 bytes each: '<c16dddhc15' id, lat, lng, ts_ms, heading, region.
 -- ARGV[2] max speed (m/s), ARGV[3] sample interval (ms).
--- ARGV[9] '1' when a driver may have several pings in ARGV[1] (each then reads the record its
---   predecessor wrote), else '0' (the usual batch: one ping per driver, nothing to track).
 -- ARGV[4..7] optional rate limit: per second, burst, now_ms, ids to charge (16 bytes each).
 --   Each charged driver takes a token from its bucket (field id..'rl' of the same hash);
 --   a driver without a token is denied and its pings are skipped.
+-- ARGV[9] '1' when a driver may have several pings in ARGV[1] (each then reads the record its
+--   predecessor wrote), else '0' (the usual batch: one ping per driver, nothing to track).
 -- Returns {one 31-byte record per ping: '<BBBBc15dI4' outcome, status, product, publish, old
 --   region, the driver's online-since time (0 when offline or denied: it orders the
 --   driver's sessions, as ts orders the pings of one) and the status version the status came

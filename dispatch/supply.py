@@ -50,8 +50,6 @@ def go_online(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex
                   else DriverStatus.AVAILABLE)
         index.go_online(driver_id, Product(driver.vehicle.product), now_ms=now_ms,
                         status_version=driver.status_version, status=status)
-        if driver.status_version > 0:   # refused unless the index holds an older version
-            index.set_status(driver_id, status, version=driver.status_version)
 
 
 def go_offline(*, session: Session, driver_id: uuid.UUID, index: RedisDriverIndex) -> None:

@@ -135,10 +135,14 @@ class RedisDriverIndex:
     def go_online(self, driver_id: uuid.UUID, product: Product, *, now_ms: int,
                   status_version: int = 0,
                   status: DriverStatus = DriverStatus.AVAILABLE) -> None:
-        """Idempotent: an online driver keeps its position and status. A new session starts
-        with `status` and `status_version`, the driver's latest status version (`set_status`),
-        so that a change older than it, written late, cannot apply to the new session."""
-        self._online([(driver_id, product, status_version, status)], now_ms)
+        """Idempotent: an online driver keeps its position. A new session starts with
+        `status` and `status_version`, the driver's latest status version (`set_status`), so
+        that a change older than it, written late, cannot apply to the new session. An online
+        driver takes `status` only when `status_version` is newer than the one it holds (a
+        change whose write was lost)."""
+        [started] = self._online([(driver_id, product, status_version, status)], now_ms)
+        if not started and status_version > 0:
+            self.set_status(driver_id, status, version=status_version)
 
     def go_online_many(self, drivers: Sequence[tuple[uuid.UUID, Product]], *,
                        now_ms: int) -> None:
@@ -148,13 +152,14 @@ class RedisDriverIndex:
                       for driver, product in drivers], now_ms)
 
     def _online(self, drivers: Sequence[tuple[uuid.UUID, Product, int, DriverStatus]],
-                now_ms: int) -> None:
+                now_ms: int) -> list[bool]:
+        """Whether each driver started a new session (False: it was online already)."""
         pipe = self.client.pipeline(transaction=False)
         for driver_id, product, version, status in drivers:
             pipe.hsetnx(self.directory_key(driver_id), driver_id.bytes,
                         DIRECTORY.pack(0, 0, 0, status, PRODUCT_CODES[product],
                                        -1, 0, 0, now_ms, NO_REGION, version))
-        pipe.execute()
+        return [bool(started) for started in pipe.execute()]
 
     def go_offline(self, driver_id: uuid.UUID) -> bool:
         pipe = self.client.pipeline(transaction=True)

@@ -21,6 +21,7 @@ import io
 import multiprocessing
 import os
 import random
+import socket
 import time
 from collections.abc import Callable
 
@@ -288,9 +289,38 @@ def round_trips(settings: Settings, client: redis.Redis) -> float:
     _, ping = measure(points, lambda _: client.ping())
     _, select = measure(points, select_1)
     pg.close()
+    blocking, spinning = raw_pings(client, points)
     print(f"  one round trip alone, p50: Redis PING {median(ping):.0f} us (redis-py), "
-          f"PostgreSQL SELECT 1 {median(select):.0f} us (psycopg2)")
+          f"PostgreSQL SELECT 1 {median(select):.0f} us (psycopg2); a raw-socket PING "
+          f"{median(blocking):.0f} us waiting in recv, {median(spinning):.0f} us spinning on "
+          "it (the difference: waking the waiting client)")
     return median(ping)
+
+
+def raw_pings(client: redis.Redis, points: list[LatLng]) -> tuple[list[float], list[float]]:
+    """Latencies of a bare RESP PING over a plain socket: the client blocked in `recv`
+    (as every client here waits), and the client spinning on a non-blocking `recv` (never
+    put to sleep, which no client here does: it burns a core while it waits)."""
+    kwargs = client.connection_pool.connection_kwargs
+    with socket.create_connection((kwargs.get("host", "localhost"),
+                                   kwargs.get("port", 6379))) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        command = b"*1\r\n$4\r\nPING\r\n"
+
+        def blocking(_: LatLng) -> None:
+            sock.sendall(command)
+            sock.recv(64)
+
+        def spinning(_: LatLng) -> None:
+            sock.sendall(command)
+            while True:
+                try:
+                    if sock.recv(64, socket.MSG_DONTWAIT):
+                        return
+                except BlockingIOError:
+                    pass
+
+        return measure(points, blocking)[1], measure(points, spinning)[1]
 
 
 def script_usec(client: redis.Redis) -> int:

@@ -10,7 +10,8 @@ Drivers' directory records live in `DIRECTORY_SHARDS` hashes tagged `{sNN}`.
                            R: every search cell is one score range of one set
 - `P:{R}:at`               hash driver -> position, ping time, product, status, heading, score,
                            arrival time (freshness), session, status version; status 0 is a
-                           tombstone of a driver that left R
+                           tombstone of a driver that left R (or not yet arrived: it may hold
+                           a status change waiting for the driver's place)
 - `P:regions`              set of regions seen (for the sweeper)
 A batch of pings costs two round trips: one claim script per directory shard (serialising
 each driver's pings by time), then one place script per region that re-scores each driver
@@ -26,6 +27,7 @@ scripts in `geo/lua`), `geo.ingest` (a batch of pings as script calls), `geo.sea
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -61,6 +63,7 @@ from geo.search import WARM_CELLS, NearbySearch
 # Hash entries per sweep call. Each call holds Redis for its duration (one atomic step): ~0.4 ms
 # at 250 entries here, which a search arriving meanwhile waits out; per-call overhead is ~2%.
 SWEEP_BATCH = 250
+PENDING = 2     # `status.lua`'s reply: the change waits in a tombstone for the driver's place
 
 
 def _next_id(stream_id: str) -> str:
@@ -142,7 +145,7 @@ class RedisDriverIndex:
         change whose write was lost)."""
         [started] = self._online([(driver_id, product, status_version, status)], now_ms)
         if not started and status_version > 0:
-            self.set_status(driver_id, status, version=status_version)
+            self.set_status(driver_id, status, version=status_version, now_ms=now_ms)
 
     def go_online_many(self, drivers: Sequence[tuple[uuid.UUID, Product]], *,
                        now_ms: int) -> None:
@@ -176,13 +179,18 @@ class RedisDriverIndex:
                             EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1, since)])
         return True
 
-    def set_status(self, driver_id: uuid.UUID, status: DriverStatus, *, version: int) -> bool:
+    def set_status(self, driver_id: uuid.UUID, status: DriverStatus, *, version: int,
+                   now_ms: int | None = None) -> bool:
         """Set an online driver's status; False when offline or when `version` is not above
         the last change's. Versions order a driver's changes (`dir_status.lua`): the database
         hands them out in commit order (`accounts.service.next_status_version`), so a change
         whose write reaches Redis after a newer one's is refused. The driver's region entry
         takes the status at once too, unless it holds a newer change's (`status.lua`: two
-        changes' region writes crossed); a ping placed meanwhile keeps it (`place.lua`)."""
+        changes' region writes crossed); a ping placed meanwhile keeps it (`place.lua`), and
+        when the driver's entry there is still on its way (a ping's claim filed it in that
+        region and its place has not landed yet), the change waits for it there, in a
+        tombstone swept like the others (`now_ms`, the wall clock by default, dates a new
+        one)."""
         if not 0 <= version <= MAX_STATUS_VERSION:
             raise ValueError(f"status version {version} is out of range")
         region = self._run("dir_status", keys=[self.directory_key(driver_id)],
@@ -190,8 +198,11 @@ class RedisDriverIndex:
         if not region:
             return False
         if region != NO_REGION:
-            self._run("status", keys=[self.region_at(region.decode())],
-                      args=[driver_id.bytes, int(status), version])
+            now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+            kept = self._run("status", keys=[self.region_at(region.decode())],
+                             args=[driver_id.bytes, int(status), version, now])
+            if kept == PENDING:     # the sweeper must know the region, placed there or not
+                self.client.sadd(self.layout.regions_key, region.decode())
         return True
 
     def is_online(self, driver_id: uuid.UUID) -> bool:

@@ -5,10 +5,9 @@
 --   written ('<dddBBhdddI4' lat, lng, ts_ms, product, status, heading, score of its finest
 --   cell, seen_ms, the online-since time of the driver's session, status version).
 -- The status is the directory's, as the claim read it, with its version. A status change
--- landing between the claim and this place rewrote the region's record with a newer version:
--- the place keeps that status and version. One that found no record to rewrite (the ping is
--- the driver's first in this region) is overwritten here, but only until the driver's next
--- ping, whose claim reads it from the directory.
+-- landing between the claim and this place rewrote the region's record with a newer version,
+-- or, finding none live (the ping is the driver's first in this region), left it pending in a
+-- tombstone (`status.lua`): the place keeps that status and version.
 -- A place applies only when newer than the driver's `at` record, entry or tombstone: by
 -- session (online-since time), then by ts within the same session (`after`): it
 -- rewrites the record and re-scores the driver, one ZADD (a move between cells is a new
@@ -30,7 +29,8 @@ for i = 1, n do
     struct.unpack(AT, blob, base + 17)
   local cur = latest[id] or current[i]
   local ok, filed = true, false
-  local newer       -- the entry, when a status change newer than the claim's rewrote it since
+  -- A status change newer than the claim's, landed since: its status byte and version
+  local nstatus, nversion
   if cur then
     local _, cts, cprod, cst, cscore, csince, cversion
     if #cur > SINCE_SIZE then      -- the current layout, read in one step
@@ -41,10 +41,14 @@ for i = 1, n do
     end
     if cst == GONE then            -- a tombstone keeps its session where score is
       ok = after(since, ts, cscore, cts)
+      local pstatus, pversion = pending_of(cur)
+      if ok and pversion and pversion > version then
+        nstatus, nversion = string.char(pstatus), sub(cur, PENDING_SIZE - 3, PENDING_SIZE)
+      end
     else
       if csince then ok = after(since, ts, csince, cts) else ok = ts > cts end  -- after_live
       if ok then
-        if cversion > version then newer = cur end
+        if cversion > version then nstatus, nversion = sub(cur, 26, 26), sub(cur, 53, 56) end
         -- Scores are integers below 2^53 and div a power of 8: x - x % div is exact.
         if cprod ~= product or cscore - cscore % div ~= score - score % div then
           redis.call('ZREM', bucket_key(p, cprod, cscore, div), id)
@@ -57,8 +61,8 @@ for i = 1, n do
   if ok then
     if not filed then redis.call('ZADD', bucket_key(p, product, score, div), format('%d', score), id) end
     local record = sub(blob, base + 17, base + size)  -- the record as sent
-    if newer then     -- with the newer change's status (byte 26) and version (bytes 53-56)
-      record = sub(record, 1, 25) .. sub(newer, 26, 26) .. sub(record, 27, 52) .. sub(newer, 53, 56)
+    if nstatus then   -- with the newer change's status (byte 26) and version (bytes 53-56)
+      record = sub(record, 1, 25) .. nstatus .. sub(record, 27, 52) .. nversion
     end
     latest[id] = record
     ats[#ats + 1] = id

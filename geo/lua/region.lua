@@ -13,7 +13,9 @@
 -- before `seen`, after score (36 bytes: their seen is ts). Status 0 marks a tombstone
 -- (36 bytes): the driver left the region at ts, and nothing older may place it again. A
 -- tombstone keeps its session's since where a live record keeps its score (0 for tombstones
--- written before it was kept).
+-- written before it was kept). A tombstone may carry a pending status (44 bytes: `PENDING`
+-- after the head): a status change that found no live record here while a ping's place was
+-- on its way (`status.lua`); the place takes it when its version is above the claim's.
 -- `z:<product>:<bucket>` is a sorted set of drivers scored by the digits of their finest H3
 -- cell below the region; a bucket is a cell of the coarsest search level (score / div), so
 -- every search cell is a contiguous score range of one small set.
@@ -29,6 +31,15 @@ local HEAD = '<dddBBhd'   -- a record without `seen`: a tombstone, or one writte
 local HEAD_SIZE = 36
 local SEEN_SIZE = 44      -- a live record written before `since` was kept
 local SINCE_SIZE = 52     -- a live record written before `version` was kept
+local PENDING = '<BxxxI4' -- a tombstone's pending status: status, version (after the head)
+local PENDING_SIZE = 44
+
+-- A tombstone's pending status and its version, or nil.
+local function pending_of(tomb)
+  if #tomb < PENDING_SIZE then return nil end
+  local status, version = struct.unpack(PENDING, tomb, HEAD_SIZE + 1)
+  return status, version
+end
 
 -- Whether a step of session `since` at `ts` comes after a record's (`tsince`, `tts`):
 -- sessions first, then ping times within one session.

@@ -127,9 +127,9 @@ class IndexModel(RuleBasedStateMachine):
                                       meanwhile: str, status: DriverStatus, north2: float,
                                       east2: float, dt2_ms: int) -> None:
         """Another request lands between a ping's claim and its region steps: a status
-        change (it rewrites the driver's entry in the region the claim filed it under, if
-        there is one, and the place keeps that newer status; else the place writes the status
-        its claim read, and the next ping the new one), going
+        change (it rewrites the driver's entry in the region the claim filed it under, or,
+        with none there yet, leaves the change pending in a tombstone; either way the place
+        keeps that newer status), going
         offline (the place must not bring the driver back), the driver's next ping, whole
         (the late place must not move it back), or the driver switching phones: offline, then
         online on a phone whose clock runs a minute behind, and its first ping (the late place
@@ -155,18 +155,13 @@ class IndexModel(RuleBasedStateMachine):
             else:
                 done.extend(self.index.ingest([later], now_ms=self.now))
 
-        claimed = d.status
-        # The status change finds a live entry where the claim files the ping: the driver's
-        # entry, when the ping stays in its region.
-        rewritten = d.online and d.filed and d.ping_at is not None and self.region(
-            d.ping_at) == self.region(update.point)
         result = ping_racing(self.index, update, land, now_ms=self.now)
         outcome = self.claim(d, update, result)       # the claim came first
         if meanwhile == "status":
             assert done == [d.online]
             if d.online:
                 d.status = d.shown = status
-            self.region_step(d, outcome, status if rewritten else claimed)
+            self.region_step(d, outcome, d.status)
         elif meanwhile == "offline":
             assert done == [d.online]
             d.online = d.filed = False                # its tombstone outranks the late place
@@ -180,9 +175,6 @@ class IndexModel(RuleBasedStateMachine):
             [after] = done
             assert isinstance(after, IngestResult)
             self.region_step(d, self.claim(d, later, after), d.status)   # newer: it stands
-
-    def region(self, point: LatLng) -> str:
-        return self.index.region_of(cell_of(point, self.index.levels[0]))
 
     def next_ping(self, d: Driver, driver: uuid.UUID, north: float, east: float, dt_ms: int,
                   behind_ms: int) -> PositionUpdate:

@@ -11,7 +11,7 @@ import redis
 from core.products import Product
 from geo.cells import cell_of, haversine_m
 from geo.index import RedisDriverIndex
-from geo.records import DriverStatus, Outcome, PositionUpdate
+from geo.records import DriverStatus, Outcome, PositionUpdate, as_bytes
 from simulations.rides import offset
 from tests.integration.index_helpers import (
     AT_SIZE,
@@ -95,11 +95,10 @@ def test_a_late_place_cannot_resurrect_a_driver_that_left_the_region(
                                   "into another region"])
 def test_a_status_change_racing_a_ping_holds(index: RedisDriverIndex, case: str) -> None:
     """A trip starts (status on_trip) between a ping's claim, which read the old status, and
-    its place. When the ping stays in the driver's region, the status change rewrote the
-    driver's entry there, with its status version, and the place keeps it: the driver is never
-    shown available again. When it has no entry there (a session's first ping, a move into
-    another region), the place writes the status its claim read, and the directory's new one
-    holds from the driver's next ping."""
+    its place: the driver is never shown available again. When the ping stays in the driver's
+    region, the status change rewrote the driver's entry there, with its status version; when
+    the driver has no entry there yet (a session's first ping, a move into another region), it
+    left the change pending in a tombstone. Either way the place keeps the newer status."""
     driver = uuid.uuid4()
     index.go_online(driver, Product.ECONOMY, now_ms=T0)
     far = offset(CENTRE, 0, 400_000)
@@ -120,15 +119,89 @@ def test_a_status_change_racing_a_ping_holds(index: RedisDriverIndex, case: str)
         return [d.driver_id for d in index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500,
                                                   now_ms=now_ms, status=status)]
 
-    if case in ("same cell", "another cell"):
-        assert found(DriverStatus.ON_TRIP, t) == [driver]
-        assert found(DriverStatus.AVAILABLE, t) == []
-    else:
-        assert found(DriverStatus.AVAILABLE, t) == [driver]     # until its next ping
+    assert found(DriverStatus.ON_TRIP, t) == [driver]
+    assert found(DriverStatus.AVAILABLE, t) == []
     t += 4000
     index.ingest([PositionUpdate(driver, offset(CENTRE, 1, 0), t)], now_ms=t)
     assert found(DriverStatus.ON_TRIP, t) == [driver]
     assert found(DriverStatus.AVAILABLE, t) == []
+
+
+def test_a_status_change_waiting_for_its_place_keeps_the_order_of_changes(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """Changes that find no entry in the region (the driver's place is on its way) wait in a
+    tombstone: of two whose writes cross there, the newer stands and the place takes it; a
+    waiting change older than what a later claim read yields to the claim's."""
+    driver = uuid.uuid4()
+    cell = cell_of(CENTRE, index.levels[0])
+    region = index.region_prefix(index.region_of(cell))
+    at = f"{region}:at"
+    place, _ = region_steps(index, driver)
+
+    def waiting(status: DriverStatus, version: int) -> int:
+        return int(index._run("status", keys=[at], args=[driver.bytes, int(status), version, T0]))
+
+    def record_of(who: uuid.UUID) -> bytes:
+        return as_bytes(redis_client.hget(at, who.bytes) or b"")
+
+    assert waiting(DriverStatus.ON_TRIP, 2) == 2
+    assert waiting(DriverStatus.OFFERED, 1) == 0        # older: refused
+    place(region, cell, 100, version=0)                 # its claim read the status before both
+    record = record_of(driver)
+    assert len(record) == AT_SIZE and record[25] == DriverStatus.ON_TRIP
+    assert int.from_bytes(record[-4:], "little") == 2
+    assert not waiting(DriverStatus.OFFERED, 1)         # the entry holds the newer change too
+
+    other = uuid.uuid4()
+    place, evict = region_steps(index, other)
+    evict(region, 100)                                  # it left the region
+    assert int(index._run("status", keys=[at], args=[other.bytes, int(DriverStatus.ON_TRIP), 1,
+                                                     T0])) == 2
+    place(region, cell, 200, version=2)                 # its claim read a newer change
+    record = record_of(other)
+    assert record[25] == DriverStatus.AVAILABLE and int.from_bytes(record[-4:], "little") == 2
+
+
+def test_a_status_change_waiting_in_a_tombstone_lets_no_older_place_in(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """A change that waits in the tombstone a driver left keeps the tombstone's time and
+    session: a late place older than the tombstone still cannot bring the driver back, and the
+    next newer one is placed with the waiting status."""
+    driver = uuid.uuid4()
+    cell = cell_of(CENTRE, index.levels[0])
+    region = index.region_prefix(index.region_of(cell))
+    place, evict = region_steps(index, driver)
+    place(region, cell, 100)
+    evict(region, 101)
+    assert int(index._run("status", keys=[f"{region}:at"],
+                          args=[driver.bytes, int(DriverStatus.ON_TRIP), 1, T0])) == 2
+    place(region, cell, 50)                             # late, older than the tombstone
+    assert not live_in(redis_client, region, driver)
+    assert filed_under(redis_client, index, driver) == []
+    place(region, cell, 150)
+    record = redis_client.hget(f"{region}:at", driver.bytes) or b""
+    assert record[25] == DriverStatus.ON_TRIP
+    assert filed_under(redis_client, index, driver) == [cell]
+
+
+def test_a_status_change_whose_place_never_comes_is_swept(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """The process dies between a first ping's claim and its place: the change waiting in the
+    region is not a driver to the sweep, the sweep knows the region, and drops the tombstone
+    after `tombstone_keep_s`, as any other."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    plan = index._planner.plan([PositionUpdate(driver, CENTRE, T0)], (), T0)
+    index._scripts.run_calls(index.client, next(plan))  # the claim alone
+    assert index.set_status(driver, DriverStatus.ON_TRIP, version=1, now_ms=T0)
+    region = index.region_of(cell_of(CENTRE, index.levels[0]))
+    at = index.region_at(region)
+    assert at in index.region_keys()
+    assert len(redis_client.hget(at, driver.bytes) or b"") == 44
+    assert index.sweep_cells(now_ms=T0 + 600_000, tombstone_keep_s=600) == 0
+    assert redis_client.hexists(at, driver.bytes)
+    assert index.sweep_cells(now_ms=T0 + 600_001, tombstone_keep_s=600) == 0
+    assert not redis_client.hexists(at, driver.bytes)
 
 
 def test_two_status_changes_whose_region_writes_cross_keep_the_newer(

@@ -23,8 +23,10 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import hiredis
 import psycopg2
 import redis
 
@@ -229,6 +231,7 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
                 percentile(pg_lat, 0.99), False))
     where_time_goes(1e6 / ours_qps, script_us, ping_us, 1e6 / pg_qps,
                     knn_execution_us(cur, queries[:200]))
+    outside_redis(running, client, queries[:1000])
     show(Figure("fresh, no warm-up: index queries/s", cold_qps, "q/s", "PostGIS KNN", pg_qps))
     show(Figure("fresh, no warm-up: index p99", percentile(cold_lat, 0.99), "us",
                 "PostGIS p99", percentile(pg_lat, 0.99), False))
@@ -357,6 +360,71 @@ def where_time_goes(ours_us: float, script_us: float, ping_us: float, pg_us: flo
           f"client {rest}")
     print(f"  (2x PostGIS needs {pg_us / 2:.0f} us per index query; its search script plus one "
           f"Redis PING round trip take {script_us + ping_us:.0f} us)")
+
+
+def outside_redis(index: RedisDriverIndex, client: redis.Redis, queries: list[LatLng]) -> None:
+    """What an index query spends outside Redis, in two parts: its client work alone (the
+    same queries with Redis's replies replayed: the Python of a search, packing included), and
+    its search script's call sent over a raw socket, the client waiting in `recv` against one
+    spinning on it: the difference is what waking a client that waited as long as a search
+    costs on this machine (a PING's wait, ~20 us, may cost nothing: `round_trips`)."""
+    scripts = index._scripts        # the index's own calls, recorded and replayed
+    run = index_run(index)
+    replies: dict[tuple[object, ...], object] = {}
+    calls: list[bytes] = []
+    real_read = scripts.read
+
+    def recording(name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        reply = replies[(name, *keys, *args)] = real_read(name, keys, args)
+        command: Any = ("EVALSHA", scripts._shas[name], len(keys), *keys, *args)
+        calls.append(hiredis.pack_command(command))
+        return reply
+
+    def replaying(name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        key = (name, *keys, *args)
+        return replies[key] if key in replies else real_read(name, keys, args)
+
+    scripts.read = recording        # type: ignore[method-assign]
+    for q in queries:
+        run(q)
+    scripts.read = replaying        # type: ignore[method-assign]
+    try:
+        client_us = median(measure(queries, run)[1])
+    finally:
+        del scripts.read            # the class's method again
+    kwargs = client.connection_pool.connection_kwargs
+    with socket.create_connection((kwargs.get("host", "localhost"),
+                                   kwargs.get("port", 6379))) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        select: Any = ("SELECT", kwargs.get("db", 0))
+        sock.sendall(hiredis.pack_command(select))
+        sock.recv(64)
+
+        def raw(command: bytes, spin: bool) -> None:
+            sock.sendall(command)
+            reader = hiredis.Reader()
+            while True:
+                try:
+                    data = sock.recv(65536, socket.MSG_DONTWAIT) if spin else sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                reader.feed(data)
+                if reader.gets() is not False:
+                    return
+
+        def timed(spin: bool) -> list[float]:
+            latencies = []
+            for command in calls:
+                t = time.perf_counter()
+                raw(command, spin)
+                latencies.append((time.perf_counter() - t) * 1e6)
+            return latencies
+
+        # Not alternately: a wait right after a spin would find this machine's cores awake.
+        waiting, spinning = timed(spin=False), timed(spin=True)
+    print(f"  outside Redis, p50: the index's client work alone {client_us:.0f} us (replies "
+          f"replayed); its search script's call over a raw socket {median(waiting):.0f} us "
+          f"waiting in recv, {median(spinning):.0f} us spinning on it")
 
 
 def _check_same(found: list, queries: list[LatLng], cur: object) -> None:

@@ -198,8 +198,10 @@ class HeldConnections:
     that is found closed before any reply arrives went stale while idle (Redis restarted, or
     closed it): the server dropped it before the calls reached it, so they run once more on a
     new connection (a `CLIENT KILL` landing between a call and its reply would replay that
-    call: the one exception). Any other failure raises redis-py's ConnectionError or
-    TimeoutError (503 at the API): a write that may have run is not replayed."""
+    call: the one exception; a claim run twice answers as it did the first time, a ping sent
+    again being applied again, and takes a second rate-limit token). Any other failure raises
+    redis-py's ConnectionError or TimeoutError (503 at the API): a write that may have run is
+    not replayed (the phone's retry of it is: see `claim.lua`)."""
 
     MAX_IDLE = 256    # connections kept between bursts; a burst beyond opens and closes more
 

@@ -18,7 +18,9 @@
 --   region, the driver's online-since time (0 when offline or denied: it orders the
 --   driver's sessions, as ts orders the pings of one) and the status version the status came
 --   with (the place keeps a newer one's status, written meanwhile); the denied ids}.
---   outcome: 0 offline, 1 out_of_order, 2 impossible (flagged), 3 applied, 4 rate limited
+--   outcome: 0 offline, 1 out_of_order, 2 impossible (flagged), 3 applied, 4 rate limited;
+--   the driver's last accepted ping sent again (same time and position) has its first
+--   outcome again (2 or 3), and the old region is then its own.
 local dir, blob = KEYS[1], ARGV[1]
 local max_speed, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
 local NONE = string.rep('\0', 15)
@@ -72,10 +74,16 @@ for i = 1, n do
     out[i] = char(0, 0, 0, 0) .. NONE .. NO_SESSION
   else
     local old = #v < 64       -- written before status versions: none to keep
-    local lat0, lng0, ts0, status, product, _, _, lastpub, since, region0, version =
+    local lat0, lng0, ts0, status, product, _, flag0, lastpub, since, region0, version =
       struct.unpack(old and '<dddBBhBddc15' or '<dddBBhBddc15I4', v)
     if old then version = 0 end
-    if ts <= ts0 then
+    if ts == ts0 and lat == lat0 and lng == lng0 then
+      -- The last accepted ping, sent again (a retry of a request whose reply was lost):
+      -- answered as the first time, and its region steps run again (they are idempotent; they
+      -- complete a place the first request never made). The directory keeps its record.
+      out[i] = struct.pack('<BBBBc15dI4', flag0 == 1 and 2 or 3, status, product, 0, region0,
+        since, version)
+    elseif ts <= ts0 then
       out[i] = struct.pack('<BBBBc15dI4', 1, status, product, 0, region0, since, version)
     else
       local outcome, flag, publish = 3, 0, 0

@@ -42,6 +42,23 @@ def test_reply_counts_each_reason(client: TestClient, online: dict[str, str],
                                         "impossible": 1}}
 
 
+def test_a_ping_sent_again_is_answered_as_the_first_time(client: TestClient,
+                                                         online: dict[str, str],
+                                                         clock: FakeClock) -> None:
+    """A phone that lost the reply re-sends its batch: its newest ping is the driver's last
+    accepted one, so the batch is accepted again, with the same answer (idempotently: the
+    index completes the place if the first request never made it). The same time at another
+    position is out of order."""
+    now = clock.now()
+    batch = [ping(40.7500, -73.98, now - timedelta(seconds=4)), ping(40.7501, -73.98, now)]
+    answer = post(client, online, batch).json()
+    assert answer == {"received": 2, "accepted": 2, "dropped": 0, "position_updated": True,
+                      "reasons": {}}
+    assert post(client, online, batch).json() == answer
+    moved = post(client, online, [ping(40.7502, -73.98, now)]).json()      # same time, moved
+    assert moved["reasons"] == {"out_of_order": 1}
+
+
 def test_all_bad_pings_leave_the_index_untouched(client: TestClient, online: dict[str, str],
                                                  clock: FakeClock, resources: Resources) -> None:
     before = resources.index.get(uuid.UUID(online["id"]))

@@ -53,6 +53,7 @@ class Driver:
     status: DriverStatus = DriverStatus.AVAILABLE   # the directory's
     shown: DriverStatus = DriverStatus.AVAILABLE    # the status its cell entry holds
     filed: bool = False                 # in a cell: placed, not flagged, evicted nor swept
+    flagged: bool = False               # its last accepted ping was an impossible jump
     version: int = 0                    # its last status change's (the database's counter)
 
 
@@ -79,7 +80,7 @@ class IndexModel(RuleBasedStateMachine):
         self.index.go_online(driver, d.product, now_ms=d.since, status_version=d.version)
 
     def begin_session(self, d: Driver) -> None:
-        d.online, d.since, d.ping_ts, d.filed = True, self.next_since(d), 0, False
+        d.online, d.since, d.ping_ts, d.filed, d.flagged = True, self.next_since(d), 0, False, False
         d.status = d.shown = DriverStatus.AVAILABLE
 
     def next_since(self, d: Driver) -> int:
@@ -117,6 +118,15 @@ class IndexModel(RuleBasedStateMachine):
         update = self.next_ping(d, driver, north, east, dt_ms, behind_ms)
         [result] = self.index.ingest([update], now_ms=self.now)
         self.region_step(d, self.claim(d, update, result), d.status)
+
+    @rule(i=st.integers(0, DRIVERS - 1))
+    def send_again(self, i: int) -> None:
+        """The phone re-sends the driver's last accepted ping (it never saw the reply)."""
+        driver, d = self.ids[i], self.model[self.ids[i]]
+        if d.ping_ts and d.ping_at is not None:
+            update = PositionUpdate(driver, d.ping_at, d.ping_ts)
+            [result] = self.index.ingest([update], now_ms=self.now)
+            self.region_step(d, self.claim(d, update, result), d.status)
 
     @rule(i=st.integers(0, DRIVERS - 1), north=st.floats(-3000, 3000),
           east=st.floats(-3000, 3000), dt_ms=st.integers(1000, 60_000),
@@ -188,6 +198,13 @@ class IndexModel(RuleBasedStateMachine):
         if not d.online:
             assert result.outcome is Outcome.OFFLINE
             return result.outcome
+        if d.ping_ts and ts == d.ping_ts and point == d.ping_at:
+            # Its last accepted ping sent again: the first outcome again, and placed again,
+            # which changes nothing unless its entry is gone (swept).
+            assert result.outcome is (Outcome.IMPOSSIBLE if d.flagged else Outcome.APPLIED)
+            if not d.filed:
+                d.seen = self.now
+            return result.outcome
         if d.ping_ts and ts <= d.ping_ts:
             assert result.outcome is Outcome.OUT_OF_ORDER
             return result.outcome
@@ -201,6 +218,7 @@ class IndexModel(RuleBasedStateMachine):
             assert result.outcome is Outcome.APPLIED    # a session's first ping
         assert result.outcome in (Outcome.APPLIED, Outcome.IMPOSSIBLE)
         d.ping_ts, d.ping_at, d.seen = ts, point, self.now
+        d.flagged = result.outcome is Outcome.IMPOSSIBLE
         return result.outcome
 
     @staticmethod

@@ -204,6 +204,60 @@ def test_a_status_change_whose_place_never_comes_is_swept(
     assert not redis_client.hexists(at, driver.bytes)
 
 
+def claim_only(index: RedisDriverIndex, update: PositionUpdate, now_ms: int) -> None:
+    """A ping's directory claim, and no more: its process died before the region steps (or
+    the connection dropped, and the client never saw the reply)."""
+    plan = index._planner.plan([update], (), now_ms)
+    index._scripts.run_calls(index.client, next(plan))
+
+
+@pytest.mark.parametrize("case", ["first ping", "a move"])
+def test_a_ping_sent_again_completes_the_place_its_first_request_never_made(
+        index: RedisDriverIndex, redis_client: redis.Redis, case: str) -> None:
+    """The phone re-sends a ping whose first request was claimed but never placed: it is
+    answered as applied again, and placed, so the driver does not wait for its next ping to
+    show (or, on a session's first ping, to be found at all). The directory and the sample
+    stream take it once; the same time at another position is still out of order."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    t = T0
+    if case == "a move":
+        index.ingest([PositionUpdate(driver, CENTRE, t)], now_ms=t)
+        t += 5_000
+    there = offset(CENTRE, 300, 0)
+    update = PositionUpdate(driver, there, t)
+    claim_only(index, update, now_ms=t)
+    before = index.get(driver)
+    samples = sum(redis_client.xlen(key) for key in index.layout.stream_keys)
+
+    def found(now_ms: int) -> list[float]:
+        return [round(d.distance_m) for d in index.nearby(
+            CENTRE, Product.ECONOMY, k=1, radius_m=1000, now_ms=now_ms)]
+
+    assert found(t) == ([] if case == "first ping" else [0])
+    [again] = index.ingest([update], now_ms=t + 1_000)
+    assert again.outcome is Outcome.APPLIED
+    assert found(t + 1_000) == [300]
+    assert index.get(driver) == before
+    assert sum(redis_client.xlen(key) for key in index.layout.stream_keys) == samples
+    [moved] = index.ingest([PositionUpdate(driver, offset(there, 10, 0), t)], now_ms=t + 1_000)
+    assert moved.outcome is Outcome.OUT_OF_ORDER
+    assert found(t + 1_000) == [300]
+
+
+def test_a_flagged_ping_sent_again_stays_flagged(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, CENTRE, T0)], now_ms=T0)
+    jump = PositionUpdate(driver, offset(CENTRE, 5_000, 0), T0 + 10_000)   # 1,800 km/h
+    assert [r.outcome for r in index.ingest([jump], now_ms=T0 + 10_000)] == [Outcome.IMPOSSIBLE]
+    assert [r.outcome for r in index.ingest([jump], now_ms=T0 + 11_000)] == [Outcome.IMPOSSIBLE]
+    assert filed_under(redis_client, index, driver) == []
+    state = index.get(driver)
+    assert state is not None and state.flagged
+
+
 def test_two_status_changes_whose_region_writes_cross_keep_the_newer(
         index: RedisDriverIndex) -> None:
     """An offer (version 1) and its decline (version 2) reach the directory in order, but

@@ -76,7 +76,7 @@ def test_pings_reuse_one_held_connection_and_run_once_after_the_server_drops_it(
         assert set(this_dbs_clients(redis_client)) == opened    # the same connections
         # Every connection of this database dropped, as by a restart or the server's idle
         # timeout: the next ping runs once, on a new connection. Run twice, its claim would
-        # answer out_of_order and take two tokens.
+        # take two tokens.
         assert all(redis_client.client_kill_filter(_id=str(c)) == 1 for c in opened)
         assert await ping() is Outcome.APPLIED
         assert tokens_left(redis_client, index, driver) == burst - step

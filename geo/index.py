@@ -44,6 +44,8 @@ from geo.records import (
     DIRECTORY,
     DIRECTORY_HEAD,
     EVICT_IN,
+    FLAGGED,
+    LEFT_REGION,
     MAX_STATUS_VERSION,
     NO_REGION,
     SAMPLE,
@@ -165,16 +167,25 @@ class RedisDriverIndex:
         return [bool(started) for started in pipe.execute()]
 
     def go_offline(self, driver_id: uuid.UUID) -> bool:
+        """Forget the driver and evict it from its region, and from the region its last
+        crossing left, when that is still kept (`claim.lua`: the crossing's region steps may
+        never have run)."""
+        key, left = self.directory_key(driver_id), driver_id.bytes + b"mv"
         pipe = self.client.pipeline(transaction=True)
-        pipe.hget(self.directory_key(driver_id), driver_id.bytes)
-        pipe.hdel(self.directory_key(driver_id), driver_id.bytes)
-        raw, _ = pipe.execute()
+        pipe.hget(key, driver_id.bytes)
+        pipe.hget(key, left)
+        pipe.hdel(key, driver_id.bytes, left)
+        raw, crossing, _ = pipe.execute()
         if raw is None:
             return False
         state = self._decode(driver_id, raw)
-        if state.region:
-            since = DIRECTORY_HEAD.unpack_from(raw)[8]
-            self._run("evict", keys=[self.region_at(state.region)],
+        regions = [state.region] if state.region else []
+        left_region = region_text(LEFT_REGION.unpack(as_bytes(crossing))[1]) if crossing else None
+        if left_region and left_region not in regions:
+            regions.append(left_region)
+        since = DIRECTORY_HEAD.unpack_from(raw)[8]
+        for region in regions:
+            self._run("evict", keys=[self.region_at(region)],
                       args=[self.layout.bucket_div,
                             EVICT_IN.pack(driver_id.bytes, state.ts_ms + 1, since)])
         return True
@@ -223,7 +234,7 @@ class RedisDriverIndex:
             heading_deg=heading,
             cell=f"{h3i.latlng_to_cell(lat, lng, self.resolution):x}" if ts > 0 else None,
             region=region_text(region),
-            flagged=bool(flag),
+            flagged=bool(flag & FLAGGED),
         )
 
     # -- pings ------------------------------------------------------------------------------

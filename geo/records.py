@@ -17,6 +17,8 @@ from geo.cells import LatLng
 # compact encoding (hash-max-listpack-value).
 DIRECTORY_HEAD = struct.Struct("<dddBBhBdd15s")
 DIRECTORY = struct.Struct("<dddBBhBdd15sI")
+FLAGGED = 1           # the directory record's flag: its last accepted ping was impossible
+LEFT_REGION = struct.Struct("<d15s")   # field id + b"mv": a crossing's time and the region left
 MAX_STATUS_VERSION = 2**32 - 1   # ~136 years of a change a second, per driver
 CLAIM_IN = struct.Struct("<16sdddh15s")
 CLAIM_OUT = struct.Struct("<BBBB15sdI")   # see claim.lua

@@ -5,6 +5,9 @@
 --   '<dddBBhBddc15': lat, lng, ts, status, product, heading, flag, last_sample, since,
 --   region (15 NUL bytes when unknown); then the status version ('<I4', see dir_status.lua;
 --   absent from records written before versions existed), which a ping keeps as it is.
+--   flag: 1 the last accepted ping was an impossible jump, + 2 (`CROSSED`) it crossed into
+--   another region, whose name the field id..'mv' keeps until the driver's next accepted
+--   ping (`left_region`).
 --   64 bytes in all: no more than a hash keeps in its compact listpack encoding
 --   (hash-max-listpack-value), which a shard of a small city uses.
 -- ARGV[1] records, 57 bytes each: '<c16dddhc15' id, lat, lng, ts_ms, heading, region.
@@ -15,7 +18,8 @@
 -- ARGV[9] '1' when a driver may have several pings in ARGV[1] (each then reads the record its
 --   predecessor wrote), else '0' (the usual batch: one ping per driver, nothing to track).
 -- Returns {one 31-byte record per ping: '<BBBBc15dI4' outcome, status, product, publish, old
---   region, the driver's online-since time (0 when offline or denied: it orders the
+--   region (the one to evict: the region the ping left, or the one its last crossing left
+--   when that is still kept), the driver's online-since time (0 when offline or denied: it orders the
 --   driver's sessions, as ts orders the pings of one) and the status version the status came
 --   with (the place keeps a newer one's status, written meanwhile); the denied ids}.
 --   outcome: 0 offline, 1 out_of_order, 2 impossible (flagged), 3 applied, 4 rate limited;
@@ -25,6 +29,16 @@ local dir, blob = KEYS[1], ARGV[1]
 local max_speed, sample = tonumber(ARGV[2]), tonumber(ARGV[3])
 local NONE = string.rep('\0', 15)
 local NO_SESSION = string.rep('\0', 12)   -- no online-since time, no status version
+local CROSSED = 2   -- flag bit: the driver's last accepted ping crossed into another region
+
+-- The region a driver left at its last crossing (field id..'mv': '<dc15' the crossing ping's
+-- time, the region), or NONE when it is gone.
+local function left_region(id)
+  local kept = redis.call('HGET', dir, id .. 'mv')
+  if not kept then return NONE end
+  local _, region = struct.unpack('<dc15', kept)
+  return region
+end
 local CHUNK = 500
 local rad = math.pi / 180
 local HALF_PI = math.pi / 2
@@ -77,12 +91,14 @@ for i = 1, n do
     local lat0, lng0, ts0, status, product, _, flag0, lastpub, since, region0, version =
       struct.unpack(old and '<dddBBhBddc15' or '<dddBBhBddc15I4', v)
     if old then version = 0 end
+    local crossed = flag0 >= CROSSED   -- the region before an unconfirmed crossing, kept
     if ts == ts0 and lat == lat0 and lng == lng0 then
       -- The last accepted ping, sent again (a retry of a request whose reply was lost):
       -- answered as the first time, and its region steps run again (they are idempotent; they
-      -- complete a place the first request never made). The directory keeps its record.
-      out[i] = struct.pack('<BBBBc15dI4', flag0 == 1 and 2 or 3, status, product, 0, region0,
-        since, version)
+      -- complete a place the first request never made, and evict the region it left). The
+      -- directory keeps its record.
+      out[i] = struct.pack('<BBBBc15dI4', flag0 % 2 == 1 and 2 or 3, status, product, 0,
+        crossed and left_region(id) or region0, since, version)
     elseif ts <= ts0 then
       out[i] = struct.pack('<BBBBc15dI4', 1, status, product, 0, region0, since, version)
     else
@@ -104,12 +120,24 @@ for i = 1, n do
         publish, lastpub = 1, ts
         samples[#samples + 1] = struct.pack('<c16dddBBh', id, lat, lng, ts, status, product, hdg)
       end
+      local evict = region0
+      if region ~= region0 and region0 ~= NONE then
+        -- A crossing: the region left is kept until the driver's next accepted ping, in case
+        -- this batch's region steps never run (their process dies, their connection drops).
+        flag = flag + CROSSED
+        redis.call('HSET', dir, id .. 'mv', struct.pack('<dc15', ts, region0))
+      elseif crossed then
+        -- The ping after a crossing evicts the region left once more (a no-op when the
+        -- crossing's region steps ran), and forgets it.
+        evict = left_region(id)
+        redis.call('HDEL', dir, id .. 'mv')
+      end
       local record = struct.pack('<dddBBhBddc15I4', lat, lng, ts, status, product, hdg, flag,
         lastpub, since, region, version)
       if latest then latest[id] = record end
       writes[#writes + 1] = id
       writes[#writes + 1] = record
-      out[i] = struct.pack('<BBBBc15dI4', outcome, status, product, publish, region0, since,
+      out[i] = struct.pack('<BBBBc15dI4', outcome, status, product, publish, evict, since,
         version)
     end
   end

@@ -131,6 +131,16 @@ def place_scattered(index: RedisDriverIndex, count: int, seed: int,
     return points
 
 
+def across_a_boundary(index: RedisDriverIndex, start: LatLng = CENTRE) -> tuple[LatLng, LatLng]:
+    """Two points 40 m apart, east of `start`, on either side of a region boundary."""
+    region = index.region_of(cell_of(start, index.levels[0]))
+    for east in range(10, 200_000, 10):
+        there = offset(start, 0, east)
+        if index.region_of(cell_of(there, index.levels[0])) != region:
+            return offset(start, 0, east - 30), offset(start, 0, east + 10)
+    raise AssertionError("no region boundary within 200 km")
+
+
 def ping_racing(index: RedisDriverIndex, update: PositionUpdate, meanwhile: Callable[[], object],
                 now_ms: int) -> IngestResult:
     """One ping through the real ingest steps, with `meanwhile` run after its directory claim

@@ -22,6 +22,7 @@ from tests.integration.index_helpers import (
     AT_SIZE,
     CENTRE,
     T0,
+    across_a_boundary,
     assert_only_at,
     drive_shuffled,
     filed_under,
@@ -279,13 +280,17 @@ def test_the_idle_sweep_forgets_only_drivers_and_buckets_idle_past_the_bound(
             await index.aclose(aclient)
             await aclient.aclose()
 
-    asyncio.run(post([PositionUpdate(gone, CENTRE, T0 + 1000)], [gone], T0 + 1000))
+    before, after = across_a_boundary(index)
+    asyncio.run(post([PositionUpdate(gone, before, T0 + 1000)], [gone], T0 + 1000))
+    asyncio.run(post([PositionUpdate(gone, after, T0 + 5000)], [gone], T0 + 5000))
     asyncio.run(post([PositionUpdate(pinging, CENTRE, T0 + 1000)], [pinging], T0 + 1000))
     asyncio.run(post([PositionUpdate(pinging, CENTRE, now - 1000)], [pinging], now - 1000))
     rl = redis_client.hexists
+    assert rl(index.directory_key(gone), gone.bytes + b"mv")     # the region its crossing left
 
-    assert index.sweep_idle(now_ms=now, batch=20) == 2            # gone and its bucket
+    assert index.sweep_idle(now_ms=now, batch=20) == 3            # gone, its bucket and that
     assert index.get(gone) is None and not rl(index.directory_key(gone), gone.bytes + b"rl")
+    assert not rl(index.directory_key(gone), gone.bytes + b"mv")
     assert index.get(pinging) is not None and rl(index.directory_key(pinging),
                                                  pinging.bytes + b"rl")
     assert index.get(waiting) is not None
@@ -297,7 +302,8 @@ def test_the_idle_sweep_forgets_only_drivers_and_buckets_idle_past_the_bound(
 def test_the_sweep_of_the_cells_drops_old_tombstones_and_keeps_recent_ones(
         index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     """A driver that moved to another region leaves a tombstone there (a late, older place
-    must not resurrect it); the sweep keeps it for `tombstone_keep_s`, then drops it."""
+    must not resurrect it), dated by its next ping, which evicts the region left once more;
+    the sweep keeps it for `tombstone_keep_s`, then drops it."""
     driver = uuid.uuid4()
     far = offset(CENTRE, 0, 400_000)
     index.go_online(driver, Product.ECONOMY, now_ms=T0)
@@ -305,7 +311,8 @@ def test_the_sweep_of_the_cells_drops_old_tombstones_and_keeps_recent_ones(
     index.ingest([PositionUpdate(driver, far, T0 + 4 * 3600_000)])       # 4 h later: plausible
     old = index.region_at(index.region_of(cell_of(CENTRE, index.levels[0])))
     assert len(redis_client.hget(old, driver.bytes) or b"") == 36        # the tombstone
-    later = T0 + 4 * 3600_000
+    later = T0 + 4 * 3600_000 + 4_000
+    index.ingest([PositionUpdate(driver, offset(far, 10, 0), later)])     # the next ping
     index.ingest([PositionUpdate(driver, far, later + 599_000)])           # still there
     assert index.sweep_cells(now_ms=later + 600_000, tombstone_keep_s=600, batch=20) == 0
     assert redis_client.hexists(old, driver.bytes)

@@ -17,6 +17,7 @@ from tests.integration.index_helpers import (
     AT_SIZE,
     CENTRE,
     T0,
+    across_a_boundary,
     filed_under,
     live_in,
     ping_racing,
@@ -243,6 +244,36 @@ def test_a_ping_sent_again_completes_the_place_its_first_request_never_made(
     [moved] = index.ingest([PositionUpdate(driver, offset(there, 10, 0), t)], now_ms=t + 1_000)
     assert moved.outcome is Outcome.OUT_OF_ORDER
     assert found(t + 1_000) == [300]
+
+
+@pytest.mark.parametrize("then", ["sent again", "next ping", "offline"])
+def test_a_crossing_whose_region_steps_were_lost_leaves_no_ghost(
+        index: RedisDriverIndex, redis_client: redis.Redis, then: str) -> None:
+    """A ping carries the driver into another region, and its region steps never run (the
+    process died after the claim): the old region still lists it. The directory keeps the
+    region the crossing left, so the ping sent again, or the driver's next ping, evicts it
+    there while placing it in the new one (never listed in both), and going offline evicts
+    both."""
+    driver = uuid.uuid4()
+    before, after = across_a_boundary(index)
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    index.ingest([PositionUpdate(driver, before, T0)], now_ms=T0)
+    claim_only(index, PositionUpdate(driver, after, T0 + 4_000), now_ms=T0 + 4_000)
+    assert filed_under(redis_client, index, driver) == [cell_of(before, index.levels[0])]
+    if then == "offline":
+        assert index.go_offline(driver)
+        assert filed_under(redis_client, index, driver) == []
+        assert not redis_client.hexists(index.directory_key(driver), driver.bytes + b"mv")
+        return
+    update = (PositionUpdate(driver, after, T0 + 4_000) if then == "sent again"
+              else PositionUpdate(driver, offset(after, 5, 0), T0 + 8_000))
+    [result] = index.ingest([update], now_ms=T0 + 8_000)
+    assert result.outcome is Outcome.APPLIED
+    assert filed_under(redis_client, index, driver) == [cell_of(update.point, index.levels[0])]
+    found = index.nearby(before, Product.ECONOMY, k=5, radius_m=1000, now_ms=T0 + 8_000)
+    assert [d.driver_id for d in found] == [driver]
+    kept = redis_client.hexists(index.directory_key(driver), driver.bytes + b"mv")
+    assert kept == (then == "sent again")     # forgotten by the next accepted ping
 
 
 def test_a_flagged_ping_sent_again_stays_flagged(

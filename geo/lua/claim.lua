@@ -18,10 +18,11 @@
 -- ARGV[9] '1' when a driver may have several pings in ARGV[1] (each then reads the record its
 --   predecessor wrote), else '0' (the usual batch: one ping per driver, nothing to track).
 -- Returns {one 31-byte record per ping: '<BBBBc15dI4' outcome, status, product, publish, old
---   region (the one to evict: the region the ping left, or the one its last crossing left
---   when that is still kept), the driver's online-since time (0 when offline or denied: it orders the
---   driver's sessions, as ts orders the pings of one) and the status version the status came
---   with (the place keeps a newer one's status, written meanwhile); the denied ids}.
+--   region (the one to evict: the region the ping left, or the one the driver's last
+--   crossing left while that is kept), the driver's online-since time (0 when offline or
+--   denied: it orders the driver's sessions, as ts orders the pings of one) and the status
+--   version the status came with (the place keeps a newer one's status, written meanwhile);
+--   the denied ids}.
 --   outcome: 0 offline, 1 out_of_order, 2 impossible (flagged), 3 applied, 4 rate limited;
 --   the driver's last accepted ping sent again (same time and position) has its first
 --   outcome again (2 or 3), and the old region is then its own.
@@ -124,6 +125,8 @@ for i = 1, n do
       if region ~= region0 and region0 ~= NONE then
         -- A crossing: the region left is kept until the driver's next accepted ping, in case
         -- this batch's region steps never run (their process dies, their connection drops).
+        -- One kept from the ping before is replaced (were the region steps of both lost,
+        -- the region that one left would list the driver until the TTL).
         flag = flag + CROSSED
         redis.call('HSET', dir, id .. 'mv', struct.pack('<dc15', ts, region0))
       elseif crossed then

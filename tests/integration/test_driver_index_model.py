@@ -130,6 +130,47 @@ class IndexModel(RuleBasedStateMachine):
 
     @rule(i=st.integers(0, DRIVERS - 1), north=st.floats(-3000, 3000),
           east=st.floats(-3000, 3000), dt_ms=st.integers(1000, 60_000),
+          then=st.sampled_from(["sent again", "next ping", "offline"]),
+          north2=st.floats(-3000, 3000), east2=st.floats(-3000, 3000),
+          dt2_ms=st.integers(1000, 60_000))
+    def region_steps_lost(self, i: int, north: float, east: float, dt_ms: int, then: str,
+                          north2: float, east2: float, dt2_ms: int) -> None:
+        """A ping's claim lands and its region steps never run (its process died, or its
+        connection dropped): the index still files the driver where it was. What comes next
+        repairs it, as if the steps had run: the phone sending the ping again, the driver's
+        next ping, or going offline. Not modelled: two crossings in a row whose region steps
+        are both lost (the region the first left keeps the driver until the TTL)."""
+        driver, d = self.ids[i], self.model[self.ids[i]]
+        update = self.next_ping(d, driver, north, east, dt_ms, 0)
+        later = PositionUpdate(driver, offset(update.point, north2, east2), update.ts_ms + dt2_ms)
+        crosses = d.ping_at is not None and self.region(d.ping_at) != self.region(update.point)
+        if then == "next ping" and crosses and \
+                self.region(later.point) != self.region(update.point):
+            then = "sent again"
+        plan = self.index._planner.plan([update], (), self.now)
+        replies = self.index._scripts.run_calls(self.client, next(plan))
+        try:            # the claim alone: the region steps it plans are never run
+            plan.send(replies)
+            plan.send([])
+        except StopIteration as done:
+            [result] = done.value.results
+        outcome = self.claim(d, update, result)
+        if then == "sent again":
+            [again] = self.index.ingest([update], now_ms=self.now)
+            assert again.outcome is result.outcome
+            self.region_step(d, outcome, d.status)
+        elif then == "next ping":
+            [after] = self.index.ingest([later], now_ms=self.now)
+            self.region_step(d, self.claim(d, later, after), d.status)
+        else:
+            assert self.index.go_offline(driver) == d.online
+            d.online = d.filed = False
+
+    def region(self, point: LatLng) -> str:
+        return self.index.region_of(cell_of(point, self.index.levels[0]))
+
+    @rule(i=st.integers(0, DRIVERS - 1), north=st.floats(-3000, 3000),
+          east=st.floats(-3000, 3000), dt_ms=st.integers(1000, 60_000),
           meanwhile=st.sampled_from(["status", "offline", "newer ping", "switch phones"]),
           status=st.sampled_from(DriverStatus), north2=st.floats(-500, 500),
           east2=st.floats(-500, 500), dt2_ms=st.integers(1000, 30_000))

@@ -30,7 +30,7 @@ for i = 1, n do
       redis.call('ZREM', bucket_key(p, cprod, cscore, div), id)
       removed = removed + 1
     end
-    local tomb = struct.pack(HEAD, 0, 0, ts, 0, GONE, -1, since)
+    local tomb = tombstone(ts, since)
     latest[id] = tomb
     ats[#ats + 1] = id
     ats[#ats + 1] = tomb

@@ -34,6 +34,11 @@ local SINCE_SIZE = 52     -- a live record written before `version` was kept
 local PENDING = '<BxxxI4' -- a tombstone's pending status: status, version (after the head)
 local PENDING_SIZE = 44
 
+-- A tombstone: the driver left the region at ts, in the session that went online at since.
+local function tombstone(ts, since)
+  return struct.pack(HEAD, 0, 0, ts, 0, GONE, -1, since)
+end
+
 -- A tombstone's pending status and its version, or nil.
 local function pending_of(tomb)
   if #tomb < PENDING_SIZE then return nil end

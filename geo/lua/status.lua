@@ -26,7 +26,7 @@ if cur then
   if pversion and pversion > version then return 0 end
   head = string.sub(cur, 1, HEAD_SIZE)
 else
-  head = struct.pack(HEAD, 0, 0, tonumber(ARGV[4]), 0, GONE, -1, 0)
+  head = tombstone(tonumber(ARGV[4]), 0)
 end
 redis.call('HSET', at, id, head .. struct.pack(PENDING, status, version))
 return 2

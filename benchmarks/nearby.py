@@ -16,6 +16,7 @@ over its own connections, for LOAD_S seconds; the index's clients are warmed the
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import multiprocessing
@@ -23,7 +24,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import hiredis
@@ -300,30 +301,41 @@ def round_trips(settings: Settings, client: redis.Redis) -> float:
     return median(ping)
 
 
-def raw_pings(client: redis.Redis, points: list[LatLng]) -> tuple[list[float], list[float]]:
-    """Latencies of a bare RESP PING over a plain socket: the client blocked in `recv`
-    (as every client here waits), and the client spinning on a non-blocking `recv` (never
-    put to sleep, which no client here does: it burns a core while it waits)."""
+@contextlib.contextmanager
+def raw_socket(client: redis.Redis) -> Iterator[socket.socket]:
+    """A plain TCP connection to `client`'s server and database, for calls sent without a
+    Redis client."""
     kwargs = client.connection_pool.connection_kwargs
     with socket.create_connection((kwargs.get("host", "localhost"),
                                    kwargs.get("port", 6379))) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        command = b"*1\r\n$4\r\nPING\r\n"
+        select: Any = ("SELECT", kwargs.get("db", 0))
+        raw_call(sock, hiredis.pack_command(select), spin=False)
+        yield sock
 
-        def blocking(_: LatLng) -> None:
-            sock.sendall(command)
-            sock.recv(64)
 
-        def spinning(_: LatLng) -> None:
-            sock.sendall(command)
-            while True:
-                try:
-                    if sock.recv(64, socket.MSG_DONTWAIT):
-                        return
-                except BlockingIOError:
-                    pass
+def raw_call(sock: socket.socket, command: bytes, *, spin: bool) -> None:
+    """Send a packed command and read its whole reply, the client blocked in `recv` (as
+    every client here waits) or spinning on a non-blocking `recv` (never put to sleep, which
+    no client here does: it burns a core while it waits)."""
+    sock.sendall(command)
+    reader = hiredis.Reader()
+    while True:
+        try:
+            data = sock.recv(65536, socket.MSG_DONTWAIT) if spin else sock.recv(65536)
+        except BlockingIOError:
+            continue
+        reader.feed(data)
+        if reader.gets() is not False:
+            return
 
-        return measure(points, blocking)[1], measure(points, spinning)[1]
+
+def raw_pings(client: redis.Redis, points: list[LatLng]) -> tuple[list[float], list[float]]:
+    """Latencies of a bare RESP PING over a plain socket, waiting and spinning (`raw_call`)."""
+    command = b"*1\r\n$4\r\nPING\r\n"
+    with raw_socket(client) as sock:
+        return (measure(points, lambda _: raw_call(sock, command, spin=False))[1],
+                measure(points, lambda _: raw_call(sock, command, spin=True))[1])
 
 
 def script_usec(client: redis.Redis) -> int:
@@ -392,31 +404,13 @@ def outside_redis(index: RedisDriverIndex, client: redis.Redis, queries: list[La
         client_us = median(measure(queries, run)[1])
     finally:
         del scripts.read            # the class's method again
-    kwargs = client.connection_pool.connection_kwargs
-    with socket.create_connection((kwargs.get("host", "localhost"),
-                                   kwargs.get("port", 6379))) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        select: Any = ("SELECT", kwargs.get("db", 0))
-        sock.sendall(hiredis.pack_command(select))
-        sock.recv(64)
-
-        def raw(command: bytes, spin: bool) -> None:
-            sock.sendall(command)
-            reader = hiredis.Reader()
-            while True:
-                try:
-                    data = sock.recv(65536, socket.MSG_DONTWAIT) if spin else sock.recv(65536)
-                except BlockingIOError:
-                    continue
-                reader.feed(data)
-                if reader.gets() is not False:
-                    return
+    with raw_socket(client) as sock:
 
         def timed(spin: bool) -> list[float]:
             latencies = []
             for command in calls:
                 t = time.perf_counter()
-                raw(command, spin)
+                raw_call(sock, command, spin=spin)
                 latencies.append((time.perf_counter() - t) * 1e6)
             return latencies
 

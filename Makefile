@@ -5,10 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 TEST_CLUSTER_URL := redis://127.0.0.1:7100/0
+TEST_MODULE_URL := redis://127.0.0.1:7200/0
 TEST_ENV := DATABASE_URL=postgresql+psycopg2://root@127.0.0.1:5432/ridehail_test \
             REDIS_URL=redis://127.0.0.1:6379/15 \
             KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 \
-            REDIS_CLUSTER_URL=$(TEST_CLUSTER_URL)
+            REDIS_CLUSTER_URL=$(TEST_CLUSTER_URL) \
+            REDIS_MODULE_URL=$(TEST_MODULE_URL)
 
 .PHONY: install services services-test services-down demo test lint bench api worker
 
@@ -28,6 +30,7 @@ services: install
 services-test: install
 	$(TEST_ENV) $(BIN)/ridehail services up
 	REDIS_URL=$(TEST_CLUSTER_URL) REDIS_CLUSTER=true $(BIN)/ridehail services redis
+	REDIS_URL=$(TEST_MODULE_URL) $(BIN)/ridehail services redis
 
 services-down:
 	$(BIN)/ridehail services down

@@ -90,7 +90,8 @@ def make_index(client: AnyRedis, settings: Settings) -> RedisDriverIndex:
                             idle_offline_s=settings.driver_idle_offline_s,
                             rate_per_s=settings.ping_rate_per_s,
                             rate_burst=settings.ping_rate_burst,
-                            sample_backlog=settings.location_sample_backlog)
+                            sample_backlog=settings.location_sample_backlog,
+                            search_module=settings.redis_search_module)
 
 
 def warm_up(index: RedisDriverIndex, *, margin_m: float) -> None:

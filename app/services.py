@@ -23,6 +23,7 @@ from alembic.config import Config
 
 from core.settings import Settings
 from events.admin import ensure_topics
+from geo import module
 
 POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
 
@@ -105,6 +106,20 @@ def postgres_up(settings: Settings) -> None:
 
 
 # -- Redis --------------------------------------------------------------------------------------
+def module_args() -> list[str]:
+    """`--loadmodule` with the index's search module (`geo.module`), built here; nothing when
+    it cannot be built (the index then searches with its Lua script)."""
+    try:
+        path = module.build(state_dir())
+    except subprocess.CalledProcessError as exc:
+        say(f"the search module did not build, Redis starts without it: {exc.stderr.strip()}")
+        return []
+    if path is None:
+        say("no C compiler: Redis starts without the search module")
+        return []
+    return ["--loadmodule", str(path)]
+
+
 def redis_up(settings: Settings) -> None:
     url = urlsplit(settings.redis_url)
     host, port = url.hostname or "127.0.0.1", url.port or 6379
@@ -112,12 +127,12 @@ def redis_up(settings: Settings) -> None:
         if shutil.which("redis-server") is None:
             apt_install("redis-server")
         say("starting Redis")
-        pidfile = state_dir() / "redis.pid"
+        pidfile = state_dir() / f"redis-{port}.pid"
         run("redis-server", "--daemonize", "yes", "--bind", host, "--port", str(port),
             "--save", "", "--appendonly", "no", "--pidfile", str(pidfile),
-            "--logfile", str(state_dir() / "redis.log"))
+            "--logfile", str(state_dir() / f"redis-{port}.log"), *module_args())
         wait_port(host, port, "Redis")
-        (state_dir() / "redis.started").write_text(str(pidfile))
+        (state_dir() / f"redis-{port}.started").write_text(str(pidfile))
     say(f"Redis ready ({host}:{port})")
 
 
@@ -141,7 +156,7 @@ def redis_cluster_up(settings: Settings) -> None:
             "--cluster-enabled", "yes", "--cluster-config-file", f"cluster-{port}.conf",
             "--dir", str(folder), "--save", "", "--appendonly", "no",
             "--pidfile", str(folder / f"cluster-{port}.pid"),
-            "--logfile", str(folder / f"cluster-{port}.log"))
+            "--logfile", str(folder / f"cluster-{port}.log"), *module_args())
         wait_port(host, port, "Redis Cluster node")
         (folder / f"cluster-{port}.started").write_text(str(folder / f"cluster-{port}.pid"))
     def cluster_info() -> str:
@@ -219,7 +234,8 @@ def down() -> None:
     if pid_file.exists():
         _kill(int(pid_file.read_text()), "Tansu")
         pid_file.unlink()
-    for started in [folder / "redis.started", *sorted(folder.glob("cluster-*.started"))]:
+    for started in [*sorted(folder.glob("redis*.started")),
+                    *sorted(folder.glob("cluster-*.started"))]:
         if started.exists():
             pid_path = Path(started.read_text().strip())
             if pid_path.exists():

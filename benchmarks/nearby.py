@@ -207,19 +207,32 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
     warm_s = time.perf_counter() - started
     boot_qps, boot_lat = measure(queries, index_run(booted), warm_up=0)
     running = new_index(client)
+    scripted = new_index(client, search_module=False)
     forget_geometry()
-    running.warm_up()       # as `ridehail api` and `ridehail worker` start, then serve
-    ours = index_run(running)
+    for one in (running, scripted):
+        one.warm_up()       # as `ridehail api` and `ridehail worker` start, then serve
+    ours, lua = index_run(running), index_run(scripted)
     for q in query_points(QUERIES, seed=8):
         ours(q)
+        lua(q)
     found = [ours(q) for q in queries[:200]]
     _check_same(found, queries[:200], cur)
-    script_before = script_usec(client)
-    (ours_qps, ours_lat), (geo_qps, geo_lat), (pg_qps, pg_lat) = measure_turns(
-        queries, [ours, geosearch, knn])
-    # measure_turns runs each of the three over 100 queries first, then over all of them
-    script_us = (script_usec(client) - script_before) / (len(queries) + min(100, len(queries)))
+    assert found == [lua(q) for q in queries[:200]], "the module and the script disagree"
+    server_before = server_usec(client)
+    (ours_qps, ours_lat), (lua_qps, lua_lat), (geo_qps, geo_lat), (pg_qps, pg_lat) = (
+        measure_turns(queries, [ours, lua, geosearch, knn]))
+    # measure_turns runs each of them over 100 queries first, then over all of them
+    measured = len(queries) + min(100, len(queries))
+    server_after = server_usec(client)
+    module_us, script_us = ((server_after[c] - server_before[c]) / measured
+                            for c in ("rh.search", "evalsha"))
+    native = bool(running._scripts.native)
     print(f" {n:,} drivers (mean {sum(len(f) for f in found) / len(found):.1f} results)")
+    print("  (the index searches with " + (
+        "its Redis module, RH.SEARCH; the \"Lua script\" lines search the same index with "
+        "the script, as on a Redis without the module)" if native else
+        "its Lua script: this Redis has no search module; `make services-test` starts one "
+        "that does)"))
     show(Figure("index queries/s", ours_qps, "q/s", "GEOSEARCH BYRADIUS ... COUNT 10 ASC",
                 geo_qps, target=">= 10x at 100k"))
     show(Figure("index queries/s", ours_qps, "q/s", "PostGIS KNN (GiST, prepared)", pg_qps,
@@ -230,7 +243,17 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
                 percentile(geo_lat, 0.99), False, target="index p99 <= 2000 us"))
     show(Figure("index p99", percentile(ours_lat, 0.99), "us", "PostGIS p99",
                 percentile(pg_lat, 0.99), False))
-    where_time_goes(1e6 / ours_qps, script_us, ping_us, 1e6 / pg_qps,
+    show(Figure("index, Lua script queries/s", lua_qps, "q/s", "GEOSEARCH", geo_qps))
+    show(Figure("index, Lua script queries/s", lua_qps, "q/s", "PostGIS KNN", pg_qps))
+    show(Figure("index, Lua script p50", median(lua_lat), "us", "PostGIS p50",
+                median(pg_lat), False))
+    show(Figure("index, Lua script p99", percentile(lua_lat, 0.99), "us", "PostGIS p99",
+                percentile(pg_lat, 0.99), False))
+    if native:
+        show(Figure("index queries/s, module", ours_qps, "q/s", "index, Lua script", lua_qps))
+        show(Figure("search in Redis, module", module_us, "us/q", "Lua script", script_us,
+                    False))
+    where_time_goes(1e6 / ours_qps, module_us if native else script_us, ping_us, 1e6 / pg_qps,
                     knn_execution_us(cur, queries[:200]))
     outside_redis(running, client, queries[:1000])
     show(Figure("fresh, no warm-up: index queries/s", cold_qps, "q/s", "PostGIS KNN", pg_qps))
@@ -338,11 +361,13 @@ def raw_pings(client: redis.Redis, points: list[LatLng]) -> tuple[list[float], l
                 measure(points, lambda _: raw_call(sock, command, spin=True))[1])
 
 
-def script_usec(client: redis.Redis) -> int:
-    """Microseconds Redis has spent running scripts by SHA (INFO commandstats, server-wide;
-    only the index's searches run scripts while the figures are measured)."""
-    stats = client.info("commandstats").get("cmdstat_evalsha")
-    return int(stats["usec"]) if stats else 0
+def server_usec(client: redis.Redis) -> dict[str, int]:
+    """Microseconds Redis has spent in the search module's command and in scripts called by
+    SHA (INFO commandstats, server-wide: only the index's searches run either while the
+    figures are measured)."""
+    stats = client.info("commandstats")
+    return {command: int(stats.get(f"cmdstat_{command}", {}).get("usec", 0))
+            for command in ("rh.search", "evalsha")}
 
 
 def knn_execution_us(cur: psycopg2.extensions.cursor, queries: list[LatLng]) -> float:
@@ -356,30 +381,30 @@ def knn_execution_us(cur: psycopg2.extensions.cursor, queries: list[LatLng]) -> 
     return total_ms * 1000 / len(queries)
 
 
-def where_time_goes(ours_us: float, script_us: float, ping_us: float, pg_us: float,
+def where_time_goes(ours_us: float, search_us: float, ping_us: float, pg_us: float,
                     pg_exec_us: float) -> None:
     """Each side's mean query split into the server's own work and the rest (round trip and
     client), and what 2x PostGIS would leave the index: a query cannot take less than its
-    search script plus one round trip."""
+    search in Redis (module or script) plus one round trip."""
     pg_rest = pg_us - pg_exec_us
     # The execution is timed apart (EXPLAIN ANALYZE over 200 queries): on a noisy spell of a
     # shared machine it can exceed the mean of the measured turns.
     rest = f"{pg_rest:.0f}" if pg_rest >= 0 else (
         f"~0 (the execution, timed apart, took {-pg_rest:.0f} us more than the mean)")
-    print(f"  where a query's time goes (means): index {ours_us:.0f} us = search script in "
-          f"Redis {script_us:.0f} + round trip and client {ours_us - script_us:.0f}; PostGIS "
+    print(f"  where a query's time goes (means): index {ours_us:.0f} us = search in "
+          f"Redis {search_us:.0f} + round trip and client {ours_us - search_us:.0f}; PostGIS "
           f"{pg_us:.0f} us = KNN executing in PostgreSQL {pg_exec_us:.0f} + round trip and "
           f"client {rest}")
-    print(f"  (2x PostGIS needs {pg_us / 2:.0f} us per index query; its search script plus one "
-          f"Redis PING round trip take {script_us + ping_us:.0f} us)")
+    print(f"  (2x PostGIS needs {pg_us / 2:.0f} us per index query; its search in Redis plus "
+          f"one Redis PING round trip take {search_us + ping_us:.0f} us)")
 
 
 def outside_redis(index: RedisDriverIndex, client: redis.Redis, queries: list[LatLng]) -> None:
     """What an index query spends outside Redis, in two parts: its client work alone (the
     same queries with Redis's replies replayed: the Python of a search, packing included), and
-    its search script's call sent over a raw socket, the client waiting in `recv` against one
-    spinning on it: the difference is what waking a client that waited as long as a search
-    costs on this machine (a PING's wait, ~20 us, may cost nothing: `round_trips`)."""
+    its search call (module or script) sent over a raw socket, the client waiting in `recv`
+    against one spinning on it: the difference is what waking a client that waited as long as
+    a search costs on this machine (a PING's wait, ~20 us, may cost nothing: `round_trips`)."""
     scripts = index._scripts        # the index's own calls, recorded and replayed
     run = index_run(index)
     replies: dict[tuple[object, ...], object] = {}
@@ -388,8 +413,7 @@ def outside_redis(index: RedisDriverIndex, client: redis.Redis, queries: list[La
 
     def recording(name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         reply = replies[(name, *keys, *args)] = real_read(name, keys, args)
-        command: Any = ("EVALSHA", scripts._shas[name], len(keys), *keys, *args)
-        calls.append(hiredis.pack_command(command))
+        calls.append(hiredis.pack_command(scripts._command(name, keys, args)))
         return reply
 
     def replaying(name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
@@ -417,7 +441,7 @@ def outside_redis(index: RedisDriverIndex, client: redis.Redis, queries: list[La
         # Not alternately: a wait right after a spin would find this machine's cores awake.
         waiting, spinning = timed(spin=False), timed(spin=True)
     print(f"  outside Redis, p50: the index's client work alone {client_us:.0f} us (replies "
-          f"replayed); its search script's call over a raw socket {median(waiting):.0f} us "
+          f"replayed); its search call over a raw socket {median(waiting):.0f} us "
           f"waiting in recv, {median(spinning):.0f} us spinning on it")
 
 

@@ -1,5 +1,6 @@
 """Redis's own work, in instructions counted by callgrind: per nearby query (the index's search
-script vs GEOSEARCH, over the same queries of the same city), per ping (the index's claim
+script, and its search module's command where a C compiler builds it, vs GEOSEARCH, over the
+same queries of the same city), per ping (the index's claim
 and place scripts vs a pipelined GEOADD of the same pings), and per driver for one pass of
 each sweep (of the cells, every `SWEEP_EVERY_S`; of the directory for idle drivers, every
 `SWEEP_IDLE_EVERY_S`) that finds nothing to remove, the steady state, vs a bare `HSCAN` pass
@@ -37,6 +38,7 @@ from benchmarks.ingest import BATCH, PING_EVERY_MS
 from benchmarks.nearby import RADIUS_M, T0, K, geosearch_run, index_run, load_redis, products
 from benchmarks.report import Figure, bench_redis, header, new_index, show, sizes
 from core.settings import Settings
+from geo import module
 from geo.cells import LatLng
 from geo.index import SWEEP_BATCH, RedisDriverIndex
 from geo.records import PositionUpdate
@@ -50,7 +52,7 @@ PINGS = 20_000
 class CountedRedis:
     """A redis-server under callgrind, counting only between `start` and `stop`."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, module: Path | None = None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -58,7 +60,8 @@ class CountedRedis:
         self.proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
              f"--callgrind-out-file={workdir}/cg.%p", "redis-server", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             *(["--loadmodule", str(module)] if module else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client = redis.Redis(port=self.port)
         for _ in range(300):
@@ -170,9 +173,12 @@ def main() -> None:
         print("  skipped: valgrind is not installed (apt-get install valgrind)")
         return
     client = bench_redis(Settings())
-    ours_at: dict[int, float] = {}
+    ours_at: dict[str, dict[int, float]] = {"script": {}, "module": {}}
     with tempfile.TemporaryDirectory() as workdir:
-        counted = CountedRedis(Path(workdir))
+        module_path = module.build(Path(workdir))
+        if module_path is None:
+            print("  (no C compiler: the search module is not counted)")
+        counted = CountedRedis(Path(workdir), module_path)
         try:
             for n in sizes():
                 city = make_city(n)
@@ -182,16 +188,25 @@ def main() -> None:
                 counted.copy_from(client)
                 client.flushdb()
                 queries = query_points(QUERIES.get(n, 100))
-                index = new_index(counted.client)
-                ours = index_run(index)
+                index = new_index(counted.client)       # the module's, where loaded
+                runs = {"script": index_run(new_index(counted.client, search_module=False)),
+                        "module": index_run(index)}
                 for q in query_points(WARM_QUERIES, seed=8):
-                    ours(q)
+                    for run in runs.values():
+                        run(q)
+                if not index._scripts.native:
+                    del runs["module"]
                 print(f" {n:,} drivers ({len(queries)} queries)")
-                ours_at[n] = per_query(counted, ours, queries)
-                show(Figure("index search script", ours_at[n], "instr/q",
-                            "GEOSEARCH BYRADIUS ... COUNT 10 ASC",
-                            per_query(counted, geosearch_run(counted.client), queries),
-                            higher_is_better=False))
+                geo_q = per_query(counted, geosearch_run(counted.client), queries)
+                for kind, run in runs.items():
+                    ours_at[kind][n] = per_query(counted, run, queries)
+                    show(Figure(f"index search {kind}", ours_at[kind][n], "instr/q",
+                                "GEOSEARCH BYRADIUS ... COUNT 10 ASC", geo_q,
+                                higher_is_better=False))
+                if "module" in runs:
+                    show(Figure("index search module", ours_at["module"][n], "instr/q",
+                                "index search script", ours_at["script"][n],
+                                higher_is_better=False))
                 ping, geoadd = per_ping(counted, index, city)
                 show(Figure("index claim + place scripts", ping, "instr/ping",
                             "pipelined GEOADD (1/command)", geoadd, higher_is_better=False))
@@ -201,9 +216,10 @@ def main() -> None:
                                 higher_is_better=False))
         finally:
             counted.close()
-    if 100_000 in ours_at and 1_000_000 in ours_at:
-        show(Figure("index script at 1M", ours_at[1_000_000], "instr/q", "at 100k",
-                    ours_at[100_000], higher_is_better=False))
+    for kind, at in ours_at.items():
+        if 100_000 in at and 1_000_000 in at:
+            show(Figure(f"index {kind} at 1M", at[1_000_000], "instr/q", "at 100k",
+                        at[100_000], higher_is_better=False))
 
 
 if __name__ == "__main__":

@@ -54,15 +54,23 @@ def sizes() -> list[int]:
 
 
 def bench_redis_url(settings: Settings) -> str:
-    """The benchmark's Redis database (flushed between runs: never point it at real data)."""
-    return os.environ.get("BENCH_REDIS_URL", settings.redis_url)
+    """The benchmark's Redis database (flushed between runs: never point it at real data):
+    BENCH_REDIS_URL, else the test Redis that loads the index's search module
+    (REDIS_MODULE_URL, which `make services-test` starts), else REDIS_URL. The baselines
+    (GEOADD, GEOSEARCH) run on the same server."""
+    return (os.environ.get("BENCH_REDIS_URL") or os.environ.get("REDIS_MODULE_URL")
+            or settings.redis_url)
 
 
 def bench_redis(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(bench_redis_url(settings))
 
 
-def new_index(client: redis.Redis) -> RedisDriverIndex:
+def new_index(client: redis.Redis, *, search_module: bool = True) -> RedisDriverIndex:
     """The index as the API builds it (`app.container.make_index`), from the settings: e.g.
-    `H3_SEARCH_RESOLUTIONS` picks its search levels."""
-    return make_index(client, Settings())
+    `H3_SEARCH_RESOLUTIONS` picks its search levels. `search_module=False`: searching with
+    the Lua script even where Redis has the search module."""
+    settings = Settings()
+    if not search_module:
+        settings = settings.model_copy(update={"redis_search_module": False})
+    return make_index(client, settings)

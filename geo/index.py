@@ -92,6 +92,7 @@ class RedisDriverIndex:
         rate_per_s: float = 5.0,
         rate_burst: int = 20,
         sample_backlog: int = 100_000,
+        search_module: bool = True,
     ) -> None:
         self.client = client
         self.resolution = resolution
@@ -107,7 +108,8 @@ class RedisDriverIndex:
         self.idle_offline_ms = int(idle_offline_s * 1000)
         self.layout = KeyLayout(prefix, region_resolution, self.levels)
         self._scripts = Scripts(client, ("claim", "place", "evict", "status", "dir_status",
-                                         "search", "sweep", "sweep_directory"))
+                                         "search", "sweep", "sweep_directory"),
+                                native=search_module)
         self._planner = IngestPlanner(
             self.layout, self.levels[0], max_speed_mps=self.max_speed_mps,
             sample_ms=int(sample_s * 1000), rate_per_s=rate_per_s, rate_burst=rate_burst,

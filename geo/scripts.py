@@ -19,6 +19,10 @@ from redis.cluster import RedisCluster
 from redis.exceptions import AskError, MovedError, NoScriptError
 
 REGION_SCRIPTS = frozenset({"place", "evict", "status", "sweep"})
+# Scripts that a module command can stand in for, with the same keys, arguments and reply
+# (`geo/module`): used when the server has the command, the script otherwise. Read-only, so a
+# call refused as unknown (a node restarted without the module) runs again as the script.
+NATIVE = {"search": "RH.SEARCH"}
 
 
 def load_script(name: str) -> str:
@@ -40,8 +44,10 @@ class Scripts:
     """Lua scripts called by SHA (redis-py's Script objects add a SCRIPT EXISTS round trip to
     every pipeline). Loaded at start-up; reloaded once if Redis lost them (a restart)."""
 
-    def __init__(self, client: AnyRedis, names: Sequence[str]) -> None:
+    def __init__(self, client: AnyRedis, names: Sequence[str], *, native: bool = True) -> None:
         self._client = client
+        self._want_native = native
+        self._native: dict[str, str] = {}   # script -> the module command found to run it
         self._sources = {name: load_script(name) for name in names}
         self._shas = {name: hashlib.sha1(src.encode()).hexdigest()
                       for name, src in self._sources.items()}
@@ -53,7 +59,47 @@ class Scripts:
     def load(self) -> None:
         for source in self._sources.values():
             self._client.script_load(source)
+        self._native = self._find_native() if self._want_native else {}
         self._loaded = True
+
+    def _find_native(self) -> dict[str, str]:
+        """The module commands (`NATIVE`) the server has, for the scripts loaded here: each is
+        called without its arguments, which it refuses as such where it exists (an unknown
+        command, or one this client may not call, is refused otherwise)."""
+        found = {}
+        for name, command in NATIVE.items():
+            if name in self._sources:
+                try:
+                    self._client.execute_command(command, "probe:{native}:at")
+                except (redis.ConnectionError, redis.TimeoutError):
+                    raise
+                except redis.RedisError as e:
+                    if "wrong number of arguments" not in str(e).lower():
+                        continue
+                found[name] = command
+        return found
+
+    @property
+    def native(self) -> frozenset[str]:
+        """The scripts a module command runs in their place (empty until loaded)."""
+        return frozenset(self._native)
+
+    def _command(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+        command = self._native.get(name)
+        if command is not None:
+            return (command, *keys, *args)
+        return ("EVALSHA", self._shas[name], len(keys), *keys, *args)
+
+    def _lost_native(self, error: redis.ResponseError, calls: Sequence[Call]) -> bool:
+        """Whether `error` is a module command refused as unknown in a batch of calls that
+        can run again (all read-only): then the scripts run them from now on."""
+        reply = str(error).rsplit("of pipeline caused error: ", 1)[-1]   # redis-py's wrapping
+        if not self._native or not reply.lower().startswith("unknown command"):
+            return False
+        if not all(name in self._native for name, _, _ in calls):
+            return False
+        self._native = {}
+        return True
 
     def read(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """`call` for a read-only script, on a single Redis: each thread sends it over a
@@ -70,31 +116,36 @@ class Scripts:
         if conn is None:
             pool = self._client.connection_pool
             conn = self._held.conn = pool.connection_class(**pool.connection_kwargs)
-        packed = [pack_command(("EVALSHA", self._shas[name], len(keys), *keys, *args))]
         try:
-            return _round_trip(conn, packed)
+            return _round_trip(conn, [pack_command(self._command(name, keys, args))])
         except NoScriptError:
             self.load()
         except (redis.ConnectionError, redis.TimeoutError):
             conn.disconnect()
-        return _round_trip(conn, packed)
+        except redis.ResponseError as e:
+            if not self._lost_native(e, [(name, list(keys), list(args))]):
+                raise
+        return _round_trip(conn, [pack_command(self._command(name, keys, args))])
 
     def call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """One script call (routed by its first key on Redis Cluster)."""
         if not self._loaded:
             self.load()
         try:
-            return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
+            return self._client.execute_command(*self._command(name, keys, args))
         except NoScriptError:
             self.load()
-            return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
+        except redis.ResponseError as e:
+            if not self._lost_native(e, [(name, list(keys), list(args))]):
+                raise
+        return self._client.execute_command(*self._command(name, keys, args))
 
     def _queue(self, pipe: Any, calls: Sequence[Call]) -> Any:
         for name, keys, args in calls:
             if name == SADD:
                 pipe.sadd(keys[0], *args)
             else:
-                pipe.evalsha(self._shas[name], len(keys), *keys, *args)
+                pipe.execute_command(*self._command(name, keys, args))
         return pipe
 
     def run_calls(self, client: AnyRedis, calls: Sequence[Call]) -> list[Any]:
@@ -112,7 +163,10 @@ class Scripts:
             return self._queue(client.pipeline(transaction=False), calls).execute()
         except NoScriptError:
             self.load()
-            return self._queue(client.pipeline(transaction=False), calls).execute()
+        except redis.ResponseError as e:
+            if not self._lost_native(e, calls):
+                raise
+        return self._queue(client.pipeline(transaction=False), calls).execute()
 
     def _run_on_nodes(self, cluster: RedisCluster, calls: Sequence[Call],
                       retry_moved: bool) -> list[Any]:

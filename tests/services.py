@@ -54,3 +54,15 @@ def cluster_url() -> str:
     if not url:
         pytest.exit(CLUSTER_HINT, returncode=3)
     return url
+
+
+MODULE_HINT = ("no test Redis with the index's search module: run `make services-test` (it "
+               "starts one on 127.0.0.1:7200), or export REDIS_MODULE_URL")
+
+
+def module_url() -> str:
+    """A single Redis with the index's search module loaded (`geo.module`)."""
+    url = os.environ.get("REDIS_MODULE_URL")
+    if not url:
+        pytest.exit(MODULE_HINT, returncode=3)
+    return url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import h3.api.basic_int as h3i
@@ -137,11 +138,19 @@ class SearchGeometry:
                 walks -= 1
             return self._store(c, reach(c, self.finest))
 
+        def cells_of(ids: Sequence[int]) -> tuple[SearchCell, ...]:
+            # One lookup pass in C; only the cells not known yet go through `cell`, in order
+            # (a disk is mostly known cells: a new query location meets a few new ones).
+            found = list(map(known.get, ids))
+            if None in found:
+                found = [f if f is not None else cell(c) for f, c in zip(found, ids, strict=True)]
+            return tuple(found)   # type: ignore[arg-type]
+
         inner = cells_within(origin, last) if first == 0 else [
             c for k in range(first, last + 1) for c in ring(origin, k)]
         lat, lng, far, _ = cell(origin)
-        cells = tuple([cell(c) for c in inner])
-        outer = tuple([cell(c) for c in ring(origin, last + 1)])
+        cells = cells_of(inner)
+        outer = cells_of(ring(origin, last + 1))
         regions = {c & self._region_keep for c in inner}
         cos_low = lowest_cos((*cells, *outer, (lat, lng, far, None)))
         return SearchDisk(cells, regions.pop() if len(regions) == 1 else None, cos_low, outer,

@@ -92,13 +92,15 @@ class Scripts:
 
     def _lost_native(self, error: redis.ResponseError, calls: Sequence[Call]) -> bool:
         """Whether `error` is a module command refused as unknown in a batch of calls that
-        can run again (all read-only): then the scripts run them from now on."""
+        can run again (all read-only): then the scripts run them from now on, loaded again
+        (a server restarted without the module lost them too)."""
         reply = str(error).rsplit("of pipeline caused error: ", 1)[-1]   # redis-py's wrapping
         if not self._native or not reply.lower().startswith("unknown command"):
             return False
         if not all(name in self._native for name, _, _ in calls):
             return False
-        self._native = {}
+        self._want_native = False
+        self.load()
         return True
 
     def read(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:

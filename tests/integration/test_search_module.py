@@ -154,9 +154,9 @@ def test_bad_calls_get_error_replies_and_the_server_keeps_serving(
 def test_a_server_without_the_module_is_searched_with_the_script(
         redis_client: redis.Redis) -> None:
     """The plain test Redis has no module: the script searches. A server that loses the
-    module while the index runs (restarted without it) refuses the command as unknown: the
-    call runs again as the script, once, over one region or several, and the script serves
-    from then on."""
+    module while the index runs (restarted without it, its scripts lost too) refuses the
+    command as unknown: the scripts are loaded again and the call runs again as the script,
+    once, over one region or several, and the script serves from then on."""
     index = RedisDriverIndex(redis_client, levels=(11, 10, 9), region_resolution=6)
     rng = random.Random(5)
     drivers = {}
@@ -178,5 +178,6 @@ def test_a_server_without_the_module_is_searched_with_the_script(
     assert index._scripts.native == frozenset()
     for k, radius_m in ((3, 300), (40, 6000)):     # one region's call; then several's
         index._scripts._native = {"search": "RH.SEARCH"}   # as found when it started
+        redis_client.script_flush()                     # and lost with the restart
         assert nearest(k, radius_m) == expected(k, radius_m)
         assert index._scripts.native == frozenset()

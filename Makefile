@@ -12,7 +12,7 @@ TEST_ENV := DATABASE_URL=postgresql+psycopg2://root@127.0.0.1:5432/ridehail_test
             REDIS_CLUSTER_URL=$(TEST_CLUSTER_URL) \
             REDIS_MODULE_URL=$(TEST_MODULE_URL)
 
-.PHONY: install services services-test services-down demo test lint bench api worker
+.PHONY: install services services-test services-down demo test lint bench api worker module
 
 $(BIN)/ridehail: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -31,6 +31,9 @@ services-test: install
 	$(TEST_ENV) $(BIN)/ridehail services up
 	REDIS_URL=$(TEST_CLUSTER_URL) REDIS_CLUSTER=true $(BIN)/ridehail services redis
 	REDIS_URL=$(TEST_MODULE_URL) $(BIN)/ridehail services redis
+
+module: install   # the search module for a Redis of your own: loadmodule <the printed path>
+	$(BIN)/python -c "from pathlib import Path; from geo import module; print(module.build(Path('build').resolve()))"
 
 services-down:
 	$(BIN)/ridehail services down

@@ -109,7 +109,7 @@ class Scripts:
         wrappers (~25 us of a ~100 us round trip here), packed by hiredis itself (redis-py's
         packing took ~5 us of a search's ~33 us of client work). A call that fails on a
         dropped connection reconnects and runs once more (read-only: running it twice is
-        harmless)."""
+        harmless); a module command the server no longer has runs as the script."""
         if isinstance(self._client, RedisCluster):
             return self.call(name, keys, args)
         if not self._loaded:
@@ -118,16 +118,25 @@ class Scripts:
         if conn is None:
             pool = self._client.connection_pool
             conn = self._held.conn = pool.connection_class(**pool.connection_kwargs)
-        try:
-            return _round_trip(conn, [pack_command(self._command(name, keys, args))])
-        except NoScriptError:
-            self.load()
-        except (redis.ConnectionError, redis.TimeoutError):
-            conn.disconnect()
-        except redis.ResponseError as e:
-            if not self._lost_native(e, [(name, list(keys), list(args))]):
-                raise
-        return _round_trip(conn, [pack_command(self._command(name, keys, args))])
+        handled: set[str] = set()    # each recovery once: a restarted server may need all three
+        while True:
+            try:
+                return _round_trip(conn, [pack_command(self._command(name, keys, args))])
+            except NoScriptError:
+                if "scripts" in handled:
+                    raise
+                handled.add("scripts")
+                self.load()
+            except (redis.ConnectionError, redis.TimeoutError):
+                if "connection" in handled:
+                    raise
+                handled.add("connection")
+                conn.disconnect()
+            except redis.ResponseError as e:
+                call: Call = (name, list(keys), list(args))
+                if "module" in handled or not self._lost_native(e, [call]):
+                    raise
+                handled.add("module")
 
     def call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """One script call (routed by its first key on Redis Cluster)."""

@@ -18,7 +18,7 @@ from geo.cells import LatLng, haversine_m
 from geo.index import RedisDriverIndex
 from geo.records import FLOOR, QUERY, DriverStatus, PositionUpdate
 from simulations.rides import offset
-from tests.integration.index_helpers import CENTRE, T0, TROMSO, USHUAIA
+from tests.integration.index_helpers import CENTRE, T0, TROMSO, USHUAIA, this_dbs_clients
 from tests.services import module_url
 
 
@@ -151,13 +151,18 @@ def test_bad_calls_get_error_replies_and_the_server_keeps_serving(
     assert module_redis.execute_command("RH.SEARCH", "rh:{y}:at", "1", query, b"") == b""
 
 
+@pytest.mark.parametrize(("region_resolution", "k", "radius_m"), [(3, 3, 300.0),
+                                                                  (6, 40, 6000.0)])
 def test_a_server_without_the_module_is_searched_with_the_script(
-        redis_client: redis.Redis) -> None:
+        redis_client: redis.Redis, region_resolution: int, k: int, radius_m: float) -> None:
     """The plain test Redis has no module: the script searches. A server that loses the
-    module while the index runs (restarted without it, its scripts lost too) refuses the
-    command as unknown: the scripts are loaded again and the call runs again as the script,
-    once, over one region or several, and the script serves from then on."""
-    index = RedisDriverIndex(redis_client, levels=(11, 10, 9), region_resolution=6)
+    module while the index runs (restarted without it: its connections dropped and its
+    scripts lost too) refuses the command as unknown: the scripts are loaded again and the
+    call runs again as the script, once, and the script serves from then on. One region's
+    search goes over the thread's held connection; one over several regions (resolution-6
+    regions, 6 km) is pipelined."""
+    index = RedisDriverIndex(redis_client, levels=(11, 10, 9),
+                             region_resolution=region_resolution)
     rng = random.Random(5)
     drivers = {}
     for _ in range(300):
@@ -166,18 +171,21 @@ def test_a_server_without_the_module_is_searched_with_the_script(
         index.go_online(driver, Product.ECONOMY, now_ms=T0)
         index.ingest([PositionUpdate(driver, drivers[driver], T0)])
 
-    def nearest(k: int, radius_m: float) -> list[uuid.UUID]:
+    def nearest() -> list[uuid.UUID]:
         return [d.driver_id for d in index.nearby(CENTRE, Product.ECONOMY, k=k,
                                                   radius_m=radius_m, now_ms=T0, level=2)]
 
-    def expected(k: int, radius_m: float) -> list[uuid.UUID]:
-        return [d for _, d in sorted((haversine_m(CENTRE, p), d) for d, p in drivers.items()
+    expected = [d for _, d in sorted((haversine_m(CENTRE, p), d) for d, p in drivers.items()
                                      if haversine_m(CENTRE, p) <= radius_m)][:k]
-
-    assert nearest(3, 300) == expected(3, 300)
+    assert nearest() == expected
     assert index._scripts.native == frozenset()
-    for k, radius_m in ((3, 300), (40, 6000)):     # one region's call; then several's
-        index._scripts._native = {"search": "RH.SEARCH"}   # as found when it started
-        redis_client.script_flush()                     # and lost with the restart
-        assert nearest(k, radius_m) == expected(k, radius_m)
-        assert index._scripts.native == frozenset()
+    held = getattr(index._scripts._held, "conn", None)
+    assert (held is not None) == (region_resolution == 3)
+    index._scripts._native = {"search": "RH.SEARCH"}     # as found when it started
+    redis_client.script_flush()                          # and lost with the restart,
+    dropped = this_dbs_clients(redis_client)             # which dropped the connections
+    assert dropped or held is None
+    for conn in dropped:
+        assert redis_client.client_kill_filter(_id=str(conn)) == 1
+    assert nearest() == expected
+    assert index._scripts.native == frozenset()

@@ -44,25 +44,22 @@ def service_urls() -> Iterator[dict[str, str]]:
         }
 
 
-CLUSTER_HINT = ("no test Redis Cluster: run `make services-test` (it starts one on "
-                "127.0.0.1:7100-7102), or export REDIS_CLUSTER_URL")
+def local_url(name: str, what: str, where: str) -> str:
+    """A test service that only `make services-test` starts here (no testcontainer stands in
+    for it): its URL from the environment, else stop naming the command."""
+    url = os.environ.get(name)
+    if not url:
+        pytest.exit(f"no test {what}: run `make services-test` (it starts one on {where}), "
+                    f"or export {name}", returncode=3)
+    return url
 
 
 def cluster_url() -> str:
     """The Redis Cluster the cluster tests run the index on."""
-    url = os.environ.get("REDIS_CLUSTER_URL")
-    if not url:
-        pytest.exit(CLUSTER_HINT, returncode=3)
-    return url
-
-
-MODULE_HINT = ("no test Redis with the index's search module: run `make services-test` (it "
-               "starts one on 127.0.0.1:7200), or export REDIS_MODULE_URL")
+    return local_url("REDIS_CLUSTER_URL", "Redis Cluster", "127.0.0.1:7100-7102")
 
 
 def module_url() -> str:
     """A single Redis with the index's search module loaded (`geo.module`)."""
-    url = os.environ.get("REDIS_MODULE_URL")
-    if not url:
-        pytest.exit(MODULE_HINT, returncode=3)
-    return url
+    return local_url("REDIS_MODULE_URL", "Redis with the index's search module",
+                     "127.0.0.1:7200")

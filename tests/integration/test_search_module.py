@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from core.products import Product
 from geo.cells import LatLng, haversine_m
 from geo.index import RedisDriverIndex
-from geo.records import FLOOR, QUERY, DriverStatus, PositionUpdate
+from geo.records import FLOOR, FOUND, QUERY, DriverStatus, PositionUpdate, as_bytes
 from simulations.rides import offset
 from tests.integration.index_helpers import CENTRE, T0, TROMSO, USHUAIA, this_dbs_clients
 from tests.services import module_url
@@ -149,6 +149,42 @@ def test_bad_calls_get_error_replies_and_the_server_keeps_serving(
     no_k = QUERY.pack(CENTRE.lat, CENTRE.lng, 1000.0, 0.0, 0, DriverStatus.AVAILABLE)
     assert module_redis.execute_command("RH.SEARCH", "rh:{y}:at", "1", no_k, cell) == b""
     assert module_redis.execute_command("RH.SEARCH", "rh:{y}:at", "1", query, b"") == b""
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(product=st.binary(max_size=70), query=st.binary(max_size=40),
+       cells=st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True),
+                                st.binary(max_size=20), st.binary(max_size=20),
+                                st.binary(max_size=20)), max_size=6),
+       tail=st.binary(max_size=12), use_cells=st.booleans())
+def test_arbitrary_calls_get_a_reply_and_never_take_the_server_down(
+        module_redis: redis.Redis, product: bytes, query: bytes,
+        cells: list[tuple[float, bytes, bytes, bytes]], tail: bytes, use_cells: bool) -> None:
+    """C reading untrusted bytes: any product, query and cell list (well-formed records with
+    any contents, then any trailing bytes) over a region holding drivers gets an error reply
+    or a whole number of result records, and the server keeps answering."""
+    if not module_redis.exists("rh:{fz}:at"):
+        native, _ = indexes(module_redis)
+        for i in range(20):
+            driver = uuid.uuid4()
+            native.go_online(driver, Product.ECONOMY, now_ms=T0)
+            native.ingest([PositionUpdate(driver, offset(CENTRE, 40 * i, 0), T0)])
+        at = min(as_bytes(k).decode() for k in module_redis.keys("rh:*:at"))
+        module_redis.copy(at, "rh:{fz}:at")
+        for key in (as_bytes(k).decode() for k in module_redis.keys("rh:*:z:*")):
+            module_redis.copy(key, "rh:{fz}:z:" + key.split(":z:", 1)[1])
+    blob = b"".join(FLOOR.pack(floor) + b"".join(bytes([len(t)]) + t for t in texts)
+                    for floor, *texts in cells) + tail
+    if use_cells:       # a well-formed query, so the cells are read
+        query = QUERY.pack(CENTRE.lat, CENTRE.lng, 5000.0, 0.0, 5, DriverStatus.AVAILABLE)
+    try:
+        reply = module_redis.execute_command("RH.SEARCH", "rh:{fz}:at", product, query, blob)
+    except redis.ResponseError:
+        pass
+    else:
+        assert isinstance(reply, bytes) and len(reply) % FOUND.size == 0
+    assert module_redis.ping()
 
 
 @pytest.mark.parametrize(("region_resolution", "k", "radius_m"), [(3, 3, 300.0),

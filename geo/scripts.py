@@ -42,7 +42,9 @@ SADD = "SADD"
 
 class Scripts:
     """Lua scripts called by SHA (redis-py's Script objects add a SCRIPT EXISTS round trip to
-    every pipeline). Loaded at start-up; reloaded once if Redis lost them (a restart)."""
+    every pipeline). Loaded at start-up; reloaded once if Redis lost them (a restart). With
+    `native`, a script that a module command of the server can run (`NATIVE`: the search and
+    `geo/module`'s RH.SEARCH) is called as that command instead, found when the scripts load."""
 
     def __init__(self, client: AnyRedis, names: Sequence[str], *, native: bool = True) -> None:
         self._client = client

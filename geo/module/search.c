@@ -18,8 +18,8 @@
  * What the script pays for in Redis (turning each ZRANGE and HMGET reply into Lua values,
  * the interpreter, its garbage collector: ~750k instructions per query at 100k drivers) is
  * gone here: the sorted set is walked in place and each record read by one hash lookup.
- * Built by `ridehail services` (geo/module.py) with the system's C compiler against the
- * vendored redismodule.h of Redis 7.0 (BSD-3-Clause, REDIS-COPYING). */
+ * Built by `ridehail services` and `make module` (geo/module/__init__.py) with the system's C
+ * compiler, against the vendored redismodule.h of Redis 7.0 (BSD-3-Clause, REDIS-COPYING). */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdint.h>

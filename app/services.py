@@ -148,15 +148,18 @@ def redis_cluster_up(settings: Settings) -> None:
     if shutil.which("redis-server") is None:
         apt_install("redis-server")
     folder = state_dir()
+    module_loaded: list[str] | None = None     # built once, for the first node started
     for port in ports:
         if port_open(host, port):
             continue
+        if module_loaded is None:
+            module_loaded = module_args()
         say(f"starting Redis Cluster node {host}:{port}")
         run("redis-server", "--daemonize", "yes", "--bind", host, "--port", str(port),
             "--cluster-enabled", "yes", "--cluster-config-file", f"cluster-{port}.conf",
             "--dir", str(folder), "--save", "", "--appendonly", "no",
             "--pidfile", str(folder / f"cluster-{port}.pid"),
-            "--logfile", str(folder / f"cluster-{port}.log"), *module_args())
+            "--logfile", str(folder / f"cluster-{port}.log"), *module_loaded)
         wait_port(host, port, "Redis Cluster node")
         (folder / f"cluster-{port}.started").write_text(str(folder / f"cluster-{port}.pid"))
     def cluster_info() -> str:

@@ -52,7 +52,7 @@ PINGS = 20_000
 class CountedRedis:
     """A redis-server under callgrind, counting only between `start` and `stop`."""
 
-    def __init__(self, workdir: Path, module: Path | None = None) -> None:
+    def __init__(self, workdir: Path, module_path: Path | None = None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -61,7 +61,7 @@ class CountedRedis:
             ["valgrind", "--tool=callgrind", "--instr-atstart=no",
              f"--callgrind-out-file={workdir}/cg.%p", "redis-server", "--port", str(self.port),
              "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             *(["--loadmodule", str(module)] if module else [])],
+             *(["--loadmodule", str(module_path)] if module_path else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client = redis.Redis(port=self.port)
         for _ in range(300):

@@ -105,10 +105,15 @@ class IngestPlanner:
             for region, blobs in places.items()]
         calls += [("evict", [layout.region_at(region.decode())], [div, b"".join(blobs)])
                   for region, blobs in evictions.items()]
-        new_regions = [r.decode() for r in places if r not in self._known_regions]
+        new_regions = [r for r in places if r not in self._known_regions]
         if new_regions:
-            calls.append((SADD, [layout.regions_key], new_regions))
-            self._known_regions.update(places)
+            calls.append((SADD, [layout.regions_key], [r.decode() for r in new_regions]))
         if calls:
-            yield calls
+            replies = yield calls
+            # Known once the SADD has run: a round trip that never ran (its process died, its
+            # connection dropped; a test replaying a lost one sends no replies) leaves them
+            # new, so a later batch adds them (else the sweeper would never visit a region
+            # only this batch had entered).
+            if len(replies) == len(calls):
+                self._known_regions.update(new_regions)
         return Ingested(results, frozenset(denied))

@@ -409,3 +409,22 @@ def test_region_entries_written_before_status_versions_take_the_next_change(
     found = index.nearby(CENTRE, Product.ECONOMY, k=3, radius_m=500, now_ms=T0 + 4000,
                          status=DriverStatus.ON_TRIP)
     assert [d.driver_id for d in found] == [driver]
+
+
+def test_a_region_first_entered_by_a_batch_whose_region_steps_were_lost_is_still_swept(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """The sweeper visits the regions in a set that a batch's region steps add to (once per
+    region and process). A batch entering a region whose region steps never ran did not add
+    it: the next batch there must, or the drivers it places are never swept from their
+    cells (found by the model test, `test_driver_index_model`)."""
+    driver = uuid.uuid4()
+    index.go_online(driver, Product.ECONOMY, now_ms=T0)
+    plan = index._planner.plan([PositionUpdate(driver, CENTRE, T0)], (), T0)
+    region_steps = plan.send(index._scripts.run_calls(index.client, next(plan)))
+    assert any(name == "place" for name, _, _ in region_steps)
+    plan.close()        # their round trip failed (a dropped connection): never run
+    index.ingest([PositionUpdate(driver, offset(CENTRE, 5, 0), T0 + 1_000)], now_ms=T0 + 1_000)
+    assert filed_under(redis_client, index, driver) == [cell_of(offset(CENTRE, 5, 0),
+                                                                index.levels[0])]
+    assert index.sweep(now_ms=T0 + 1_000 + index.ttl_ms + 1) == 1
+    assert filed_under(redis_client, index, driver) == []

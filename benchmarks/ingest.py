@@ -10,6 +10,9 @@ starts, as the baselines' members and points are. Two ways of feeding the index:
 - asyncio (`ingest_async`, the API's path) with 2, then 3 batches under way at once (IN_FLIGHT),
   so that the client prepares one batch while Redis runs another's scripts: an API process
   serving many drivers has many batches in flight, and Redis's busy share grows with them.
+Where the benchmark's Redis loads the index's module (`geo/module`), the index steps the pings
+with its commands, as the API does there; one more run (asyncio, 2 in flight) steps them with
+the Lua scripts on the same Redis, as on a Redis without the module.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from geo.records import PositionUpdate
 BATCH = 2_000
 ROUNDS = 4
 IN_FLIGHT = (2, 3)
+SCRIPTED = 2    # batches in flight for the run with the Lua scripts
 PING_EVERY_MS = 5_000
 T0 = 1_800_000_000_000
 TARGET = ">= 100k/s and >= 0.3x"
@@ -82,10 +86,12 @@ def feed_async(url: str, in_flight: int) -> Feed:
     return feed
 
 
-def index_rate(client: redis.Redis, city: City, feed: Feed) -> float:
-    """Pings/s over the timed rounds, after every driver went online and was placed."""
+def index_rate(client: redis.Redis, city: City, feed: Feed, *, module: bool = True
+               ) -> tuple[float, frozenset[str]]:
+    """Pings/s over the timed rounds, after every driver went online and was placed; and the
+    scripts its module ran in their place (none: the Lua scripts stepped the pings)."""
     client.flushdb()
-    index = new_index(client)
+    index = new_index(client, module=module)
     index.go_online_many([(d, Product.ECONOMY) for d in city.ids], now_ms=T0)
     points = city.points
     rounds = [batches(city, points, T0)]
@@ -97,7 +103,7 @@ def index_rate(client: redis.Redis, city: City, feed: Feed) -> float:
     feed_sync(index, rounds[0])                                  # placement (not timed)
     elapsed = sum(sum(map(len, round_)) / feed(index, round_) for round_ in rounds[1:])
     gc.unfreeze()
-    return len(city.ids) * ROUNDS / elapsed
+    return len(city.ids) * ROUNDS / elapsed, index._scripts.native
 
 
 def geoadd_pipelined(client: redis.Redis, city: City) -> float:
@@ -127,10 +133,16 @@ def main() -> None:
         client.flushdb()
         raw = geoadd_pipelined(client, city)
         multi = geoadd_multi(client, city)
-        one = index_rate(client, city, feed_sync)
-        overlapped = {k: index_rate(client, city, feed_async(bench_redis_url(settings), k))
+        one, native = index_rate(client, city, feed_sync)
+        overlapped = {k: index_rate(client, city, feed_async(bench_redis_url(settings), k))[0]
                       for k in IN_FLIGHT}
+        scripted, _ = index_rate(client, city, feed_async(bench_redis_url(settings), SCRIPTED),
+                                 module=False)
         print(f" {n:,} drivers")
+        print("  (" + ("the index steps the pings with its Redis module, RH.CLAIM and RH.PLACE;"
+                       if {"claim", "place"} <= native else
+                       "this Redis has not the index's module: the Lua scripts step the pings;")
+              + ' the "Lua scripts" lines with the scripts, on the same Redis)')
         show(Figure("index, one client, batch after batch", one, "pings/s",
                     "pipelined GEOADD (1/command)", raw, target=TARGET))
         for k, rate_k in overlapped.items():
@@ -139,6 +151,10 @@ def main() -> None:
         for k, rate_k in overlapped.items():
             show(Figure(f"index, asyncio, {k} batches in flight", rate_k, "pings/s",
                         f"GEOADD, {BATCH:,} members/command", multi))
+        show(Figure(f"index, Lua scripts, asyncio, {SCRIPTED} in flight", scripted, "pings/s",
+                    "pipelined GEOADD (1/command)", raw))
+        show(Figure(f"index, asyncio, {SCRIPTED} in flight", overlapped[SCRIPTED], "pings/s",
+                    "index, Lua scripts, same", scripted))
     client.flushdb()
 
 

@@ -207,7 +207,7 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
     warm_s = time.perf_counter() - started
     boot_qps, boot_lat = measure(queries, index_run(booted), warm_up=0)
     running = new_index(client)
-    scripted = new_index(client, search_module=False)
+    scripted = new_index(client, module=False)
     forget_geometry()
     for one in (running, scripted):
         one.warm_up()       # as `ridehail api` and `ridehail worker` start, then serve

@@ -1,7 +1,7 @@
 """Redis's own work, in instructions counted by callgrind: per nearby query (the index's search
-script, and its search module's command where a C compiler builds it, vs GEOSEARCH, over the
-same queries of the same city), per ping (the index's claim
-and place scripts vs a pipelined GEOADD of the same pings), and per driver for one pass of
+script, and its module's command where a C compiler builds it, vs GEOSEARCH, over the
+same queries of the same city), per ping (the index's claim and place, by its scripts and by
+its module's commands, vs a pipelined GEOADD of the same pings), and per driver for one pass of
 each sweep (of the cells, every `SWEEP_EVERY_S`; of the directory for idle drivers, every
 `SWEEP_IDLE_EVERY_S`) that finds nothing to remove, the steady state, vs a bare `HSCAN` pass
 over the same hashes: the least any sweep that visits every driver does.
@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -116,27 +117,35 @@ def per_query(counted: CountedRedis, run: Callable[[LatLng], object],
     return counted.count(lambda: [run(q) for q in queries]) / len(queries)
 
 
-def per_ping(counted: CountedRedis, index: RedisDriverIndex, city: City) -> tuple[float, float]:
-    """Instructions per ping: the index's two rounds, then GEOADD of the same pings."""
+def per_ping(counted: CountedRedis, indexes: dict[str, RedisDriverIndex],
+             city: City) -> tuple[dict[str, float], float]:
+    """Instructions per ping: two rounds by each index in turn (the drivers moving on), then
+    GEOADD of the first two rounds' pings."""
     ids, points = city.ids[:PINGS], city.points[:PINGS]
     rounds = []
-    for r in (1, 2):
+    for r in range(1, 2 * len(indexes) + 1):
         points = moved(points, seed=r)
         updates = [PositionUpdate(d, p, T0 + r * PING_EVERY_MS)
                    for d, p in zip(ids, points, strict=True)]
         rounds.append([updates[i:i + BATCH] for i in range(0, len(updates), BATCH)])
-    pings = sum(len(batch) for round_ in rounds for batch in round_)
-    ours = counted.count(lambda: [index.ingest(batch) for round_ in rounds for batch in round_])
+    pings = sum(len(batch) for batch in rounds[0]) * 2
+    def feed(index: RedisDriverIndex, mine: list[list[list[PositionUpdate]]]) -> None:
+        for round_ in mine:
+            for batch in round_:
+                index.ingest(batch)
+
+    ours = {kind: counted.count(partial(feed, index, rounds[2 * k:2 * k + 2])) / pings
+            for k, (kind, index) in enumerate(indexes.items())}
 
     def geoadd() -> None:
-        for round_ in rounds:
+        for round_ in rounds[:2]:
             for batch in round_:
                 pipe = counted.client.pipeline(transaction=False)
                 for u in batch:
                     pipe.geoadd("bench:work:geo", (u.point.lng, u.point.lat, u.driver_id.bytes))
                 pipe.execute()
 
-    return ours / pings, counted.count(geoadd) / pings
+    return ours, counted.count(geoadd) / pings
 
 
 def per_swept_driver(counted: CountedRedis, index: RedisDriverIndex,
@@ -189,7 +198,7 @@ def main() -> None:
                 client.flushdb()
                 queries = query_points(QUERIES.get(n, 100))
                 index = new_index(counted.client)       # the module's, where loaded
-                runs = {"script": index_run(new_index(counted.client, search_module=False)),
+                runs = {"script": index_run(new_index(counted.client, module=False)),
                         "module": index_run(index)}
                 for q in query_points(WARM_QUERIES, seed=8):
                     for run in runs.values():
@@ -207,9 +216,17 @@ def main() -> None:
                     show(Figure("index search module", ours_at["module"][n], "instr/q",
                                 "index search script", ours_at["script"][n],
                                 higher_is_better=False))
-                ping, geoadd = per_ping(counted, index, city)
-                show(Figure("index claim + place scripts", ping, "instr/ping",
-                            "pipelined GEOADD (1/command)", geoadd, higher_is_better=False))
+                stepping = {"scripts": new_index(counted.client, module=False)}
+                if {"claim", "place"} <= index._scripts.native:
+                    stepping["module"] = index
+                pings, geoadd = per_ping(counted, stepping, city)
+                for kind, ping in pings.items():
+                    show(Figure(f"index claim + place, {kind}", ping, "instr/ping",
+                                "pipelined GEOADD (1/command)", geoadd, higher_is_better=False))
+                if "module" in pings:
+                    show(Figure("index claim + place, module", pings["module"], "instr/ping",
+                                "claim + place scripts", pings["scripts"],
+                                higher_is_better=False))
                 for name, swept, scanned in per_swept_driver(counted, index, n):
                     show(Figure(f"{name}, a pass", swept, "instr/driver",
                                 "bare HSCAN pass, same hashes", scanned,

@@ -66,11 +66,11 @@ def bench_redis(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(bench_redis_url(settings))
 
 
-def new_index(client: redis.Redis, *, search_module: bool = True) -> RedisDriverIndex:
+def new_index(client: redis.Redis, *, module: bool = True) -> RedisDriverIndex:
     """The index as the API builds it (`app.container.make_index`), from the settings: e.g.
-    `H3_SEARCH_RESOLUTIONS` picks its search levels. `search_module=False`: searching with
-    the Lua script even where Redis has the search module."""
+    `H3_SEARCH_RESOLUTIONS` picks its search levels. `module=False`: the Lua scripts
+    even where Redis has the index's module."""
     settings = Settings()
-    if not search_module:
-        settings = settings.model_copy(update={"redis_search_module": False})
+    if not module:
+        settings = settings.model_copy(update={"redis_module": False})
     return make_index(client, settings)

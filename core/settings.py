@@ -34,8 +34,9 @@ class Settings(BaseSettings):
     h3_search_resolutions: str = Field("11,10,9,8", description="search levels, finest first")
     redis_key_prefix: str = "rh"
     redis_cluster: bool = Field(False, description="REDIS_URL is a node of a Redis Cluster")
-    redis_search_module: bool = Field(
-        True, description="search with the index's Redis module (RH.SEARCH) where Redis has it")
+    redis_module: bool = Field(
+        True, description="run the index's hot steps (RH.SEARCH, RH.CLAIM, RH.PLACE) in its "
+                          "Redis module where Redis has it loaded; false: always the Lua scripts")
     driver_ttl_s: float = Field(30.0, gt=0)
     driver_idle_offline_s: float = Field(3600.0, gt=0, description="silent this long: offline")
     ping_max_age_s: float = Field(120.0, gt=0)

@@ -19,10 +19,13 @@ from redis.cluster import RedisCluster
 from redis.exceptions import AskError, MovedError, NoScriptError
 
 REGION_SCRIPTS = frozenset({"place", "evict", "status", "sweep"})
-# Scripts that a module command can stand in for, with the same keys, arguments and reply
-# (`geo/module`): used when the server has the command, the script otherwise. Read-only, so a
-# call refused as unknown (a node restarted without the module) runs again as the script.
-NATIVE = {"search": "RH.SEARCH"}
+# Scripts that a module command can stand in for, with the same keys, arguments, reply and
+# writes (`geo/module`): used when the server has the command, the script otherwise. A call
+# refused as an unknown command (a server restarted without the module) never ran: it runs
+# again as the script, and so do all calls from then on.
+NATIVE = {"search": "RH.SEARCH", "claim": "RH.CLAIM", "place": "RH.PLACE"}
+PROBE_KEY = "probe:{native}:at"
+NATIVE_KEYS = {"claim": 2}    # keys a command declares, when not one (a probe sends them all)
 
 
 def load_script(name: str) -> str:
@@ -66,20 +69,35 @@ class Scripts:
 
     def _find_native(self) -> dict[str, str]:
         """The module commands (`NATIVE`) the server has, for the scripts loaded here: each is
-        called without its arguments, which it refuses as such where it exists (an unknown
-        command, or one this client may not call, is refused otherwise)."""
+        called with a key and no arguments, which it refuses as such where it exists (an
+        unknown command, or one this client may not call, is refused otherwise)."""
         found = {}
-        for name, command in NATIVE.items():
-            if name in self._sources:
-                try:
-                    self._client.execute_command(command, "probe:{native}:at")
-                except (redis.ConnectionError, redis.TimeoutError):
-                    raise
-                except redis.RedisError as e:
-                    if "wrong number of arguments" not in str(e).lower():
-                        continue
-                found[name] = command
+        for name, command in self._wanted_native():
+            try:
+                self._client.execute_command(command, *_probe_keys(name))
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise
+            except redis.RedisError as e:
+                if _has_command(e):
+                    found[name] = command
         return found
+
+    async def _find_native_async(self, client: AnyAsyncRedis) -> dict[str, str]:
+        found = {}
+        for name, command in self._wanted_native():
+            try:
+                await client.execute_command(command, *_probe_keys(name))
+            except (redis.ConnectionError, redis.TimeoutError):
+                raise
+            except redis.RedisError as e:
+                if _has_command(e):
+                    found[name] = command
+        return found
+
+    def _wanted_native(self) -> list[tuple[str, str]]:
+        if not self._want_native:
+            return []
+        return [(name, command) for name, command in NATIVE.items() if name in self._sources]
 
     @property
     def native(self) -> frozenset[str]:
@@ -93,17 +111,34 @@ class Scripts:
         return ("EVALSHA", self._shas[name], len(keys), *keys, *args)
 
     def _lost_native(self, error: redis.ResponseError, calls: Sequence[Call]) -> bool:
-        """Whether `error` is a module command refused as unknown in a batch of calls that
-        can run again (all read-only): then the scripts run them from now on, loaded again
-        (a server restarted without the module lost them too)."""
-        reply = str(error).rsplit("of pipeline caused error: ", 1)[-1]   # redis-py's wrapping
-        if not self._native or not reply.lower().startswith("unknown command"):
+        """Whether `error` is a module command refused as unknown, for calls that are all
+        module commands (none of them ran): then the scripts run them from now on, loaded
+        again (a server restarted without the module lost them too)."""
+        if not self._native or not _unknown_command(error):
             return False
         if not all(name in self._native for name, _, _ in calls):
             return False
         self._want_native = False
         self.load()
         return True
+
+    def _to_rerun(self, calls: Sequence[Call], replies: Sequence[Any]) -> list[int]:
+        """The calls of a round trip that did not run and can run again: all of them refused
+        for want of their script (a restarted Redis lost the scripts), or module commands
+        refused as unknown (a server without the module); from then on the scripts run them.
+        Any other error reply is raised (the first, as a pipeline raises it)."""
+        rerun = []
+        for i, ((name, _, _), reply) in enumerate(zip(calls, replies, strict=True)):
+            if not isinstance(reply, redis.ResponseError):
+                continue
+            if isinstance(reply, NoScriptError) or (
+                    name in self._native and _unknown_command(reply)):
+                rerun.append(i)
+            else:
+                raise reply
+        if any(calls[i][0] in self._native for i in rerun):
+            self._want_native = False
+        return rerun
 
     def read(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """`call` for a read-only script, on a single Redis: each thread sends it over a
@@ -170,16 +205,18 @@ class Scripts:
         return self._pipelined(client, calls)
 
     def _pipelined(self, client: redis.Redis, calls: Sequence[Call]) -> list[Any]:
-        """A Redis that lost its scripts (a restart) fails every EVALSHA of the batch, so
-        loading them and running the batch again is safe."""
-        try:
-            return self._queue(client.pipeline(transaction=False), calls).execute()
-        except NoScriptError:
+        """The calls that did not run for want of their script or module command
+        (`_to_rerun`) run once more, after the scripts are loaded again."""
+        replies = self._queue(client.pipeline(transaction=False), calls).execute(
+            raise_on_error=False)
+        rerun = self._to_rerun(calls, replies)
+        if rerun:
             self.load()
-        except redis.ResponseError as e:
-            if not self._lost_native(e, calls):
-                raise
-        return self._queue(client.pipeline(transaction=False), calls).execute()
+            again = self._queue(client.pipeline(transaction=False),
+                                [calls[i] for i in rerun]).execute()
+            for i, reply in zip(rerun, again, strict=True):
+                replies[i] = reply
+        return replies
 
     def _run_on_nodes(self, cluster: RedisCluster, calls: Sequence[Call],
                       retry_moved: bool) -> list[Any]:
@@ -209,21 +246,26 @@ class Scripts:
         """One round trip for the calls; on Redis Cluster they go concurrently, each routed
         (and redirected) by the cluster client; on a single Redis, over a held connection
         (`HeldConnections`), which also loads the scripts when Redis lost them."""
+        if not self._loaded:
+            await self.load_async(client)
         if not isinstance(client, AsyncRedis):    # the cluster client: a slow isinstance
-            if not self._loaded:
-                await self.load_async(client)
             return list(await asyncio.gather(*(self._call_async(client, c) for c in calls)))
         held = self._held_async.get(client)
         if held is None:
             held = self._held_async[client] = HeldConnections(client)
-        commands = [(SADD, keys[0], *args) if name == SADD
-                    else ("EVALSHA", self._shas[name], len(keys), *keys, *args)
-                    for name, keys, args in calls]
-        try:
-            return await held.round_trip(commands)
-        except NoScriptError:
-            await held.round_trip([("SCRIPT", "LOAD", src) for src in self._sources.values()])
-            return await held.round_trip(commands)
+        replies = await held.round_trip([self._async_command(c) for c in calls])
+        rerun = self._to_rerun(calls, replies)
+        if rerun:
+            await self.load_async(client)
+            again = await held.round_trip([self._async_command(calls[i]) for i in rerun],
+                                          raise_errors=True)
+            for i, reply in zip(rerun, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    def _async_command(self, call: Call) -> tuple[Any, ...]:
+        name, keys, args = call
+        return (SADD, keys[0], *args) if name == SADD else self._command(name, keys, args)
 
     async def aclose(self, client: AnyAsyncRedis) -> None:
         """Close the connections held for `client` (before closing the client itself)."""
@@ -236,14 +278,17 @@ class Scripts:
         if name == SADD:
             return await client.sadd(keys[0], *args)
         try:
-            return await client.evalsha(self._shas[name], len(keys), *keys, *args)
-        except NoScriptError:
-            await self.load_async(client)
-            return await client.evalsha(self._shas[name], len(keys), *keys, *args)
+            return await client.execute_command(*self._command(name, keys, args))
+        except redis.ResponseError as e:
+            if not self._to_rerun([call], [e]):
+                raise
+        await self.load_async(client)
+        return await client.execute_command(*self._command(name, keys, args))
 
     async def load_async(self, client: AnyAsyncRedis) -> None:
         for source in self._sources.values():
             await client.script_load(source)
+        self._native = await self._find_native_async(client)
         self._loaded = True
 
 
@@ -260,7 +305,7 @@ class HeldConnections:
     the API process's CPU off a single-ping post here (two round trips), 10-20% of it.
 
     A connection goes back on the free list after a round trip that read every reply (error
-    replies included: each is read, the first is raised), and is dropped after any other
+    replies included: each is read, and handed back or raised), and is dropped after any other
     failure (its stream may hold a reply nobody read). A connection taken from the free list
     that is found closed before any reply arrives went stale while idle (Redis restarted, or
     closed it): the server dropped it before the calls reached it, so they run once more on a
@@ -280,19 +325,22 @@ class HeldConnections:
         self._free: list[Any] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def round_trip(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    async def round_trip(self, commands: Sequence[tuple[Any, ...]], *,
+                         raise_errors: bool = False) -> list[Any]:
+        """The replies, an error reply as its exception (or the first one raised, with
+        `raise_errors`)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:     # connections belong to the loop that opened them
             self._free, self._loop = [], loop
         if self._free:
             try:
-                return await self._on(self._free.pop(), commands, stale_ok=True)
+                return await self._on(self._free.pop(), commands, True, raise_errors)
             except _Stale:
                 pass
-        return await self._on(self._make(), commands, stale_ok=False)
+        return await self._on(self._make(), commands, False, raise_errors)
 
     async def _on(self, conn: Any, commands: Sequence[tuple[Any, ...]],
-                  stale_ok: bool) -> list[Any]:
+                  stale_ok: bool, raise_errors: bool) -> list[Any]:
         replies: list[Any] = []
         error: redis.ResponseError | None = None
         try:
@@ -316,7 +364,7 @@ class HeldConnections:
             self._free.append(conn)
         else:
             await conn.disconnect()
-        if error is not None:
+        if error is not None and raise_errors:
             raise error
         return replies
 
@@ -328,3 +376,17 @@ class HeldConnections:
 
 class _Stale(Exception):
     """A held connection found closed before its first reply."""
+
+
+def _has_command(probe_error: redis.RedisError) -> bool:
+    """Whether a probe's refusal (`Scripts._find_native`) says the command exists."""
+    return "wrong number of arguments" in str(probe_error).lower()
+
+
+def _unknown_command(error: redis.ResponseError) -> bool:
+    reply = str(error).rsplit("of pipeline caused error: ", 1)[-1]   # redis-py's wrapping
+    return reply.lower().startswith("unknown command")
+
+
+def _probe_keys(name: str) -> list[str]:
+    return [PROBE_KEY] * NATIVE_KEYS.get(name, 1)

@@ -20,7 +20,7 @@ from core.db import make_engine, make_session_factory
 from core.settings import Settings
 from events.admin import ensure_topics
 from geo.index import RedisDriverIndex
-from tests.services import service_urls
+from tests.services import SCRIPTS, WITH_MODULE, module_url, service_urls
 
 TABLES = ("processed_events", "analytics_trip_status_counts", "outbox", "dispatch_decisions",
           "offers", "trips", "vehicles", "drivers", "riders")
@@ -58,8 +58,31 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture
-def redis_client(base_settings: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(base_settings.redis_url)
+def redis_client(request: pytest.FixtureRequest, base_settings: Settings
+                 ) -> Iterator[redis.Redis]:
+    """The test Redis, whose index runs its Lua scripts; parametrized indirectly with
+    `ON_BOTH` (`WITH_MODULE`), also the test Redis that loads the index's module
+    (`geo.module`), where the index runs its module commands instead."""
+    if getattr(request, "param", SCRIPTS) == WITH_MODULE:
+        client = module_client()
+    else:
+        client = redis.Redis.from_url(base_settings.redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+def module_client() -> redis.Redis:
+    client = redis.Redis.from_url(module_url())
+    if not any(m[b"name"] == b"ridehail" for m in client.module_list()):
+        pytest.fail(f"{module_url()} has no ridehail module: start it with `make services-test`")
+    return client
+
+
+@pytest.fixture
+def module_redis() -> Iterator[redis.Redis]:
+    """The test Redis that loads the index's module, emptied."""
+    client = module_client()
     client.flushdb()
     yield client
     client.close()

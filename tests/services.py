@@ -13,6 +13,10 @@ import pytest
 HINT = ("no test services: run `make services-test` (ridehail services up with the test URLs "
         "of the Makefile), or export DATABASE_URL, REDIS_URL and KAFKA_BOOTSTRAP_SERVERS")
 NAMES = ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS")
+SCRIPTS, WITH_MODULE = "scripts", "module"
+# `@ON_BOTH` runs a test that takes the `redis_client` fixture (or the `index` built on it) on
+# the test Redis, where the index runs its Lua scripts, and on the one that loads its module.
+ON_BOTH = pytest.mark.parametrize("redis_client", [SCRIPTS, WITH_MODULE], indirect=True)
 
 
 def _docker_answers() -> bool:
@@ -60,6 +64,6 @@ def cluster_url() -> str:
 
 
 def module_url() -> str:
-    """A single Redis with the index's search module loaded (`geo.module`)."""
-    return local_url("REDIS_MODULE_URL", "Redis with the index's search module",
+    """A single Redis with the index's module loaded (`geo.module`)."""
+    return local_url("REDIS_MODULE_URL", "Redis with the index's module",
                      "127.0.0.1:7200")

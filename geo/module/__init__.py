@@ -1,8 +1,10 @@
-"""The index's Redis module (`search.c`): RH.SEARCH, the search script's work in C.
+"""The index's Redis module (`module.c`): its hot scripts' work in C, RH.SEARCH for the nearby
+search (`search.c`), RH.CLAIM and RH.PLACE for a batch of pings' two steps (`ingest.c`).
 
-Optional: the index searches with it on a Redis that has it loaded (`loadmodule` in its
-configuration, on every node of a cluster) and with the Lua script elsewhere, with the same
-answers (`geo.scripts.NATIVE`). `build` compiles it with the system's C compiler."""
+Optional: the index calls its commands on a Redis that has it loaded (`loadmodule` in its
+configuration, on every node of a cluster) and the Lua scripts elsewhere, with the same
+replies and the same values written (`geo.scripts.NATIVE`). `build` compiles it with the
+system's C compiler."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import subprocess
 from importlib import resources
 from pathlib import Path
 
-SOURCES = ("search.c", "redismodule.h")
+C_SOURCES = ("module.c", "search.c", "ingest.c")
+SOURCES = (*C_SOURCES, "module.h", "redismodule.h")
 CFLAGS = ("-O2", "-fPIC", "-shared", "-ffp-contract=off", "-Wall")
 
 
@@ -26,12 +29,13 @@ def build(folder: Path) -> Path | None:
     digest = hashlib.sha256(" ".join(CFLAGS).encode())
     for name in SOURCES:
         digest.update(here.joinpath(name).read_bytes())
-    target = folder / f"ridehail-search-{digest.hexdigest()[:12]}.so"
+    target = folder / f"ridehail-{digest.hexdigest()[:12]}.so"
     if not target.exists():
         folder.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".part")
-        with resources.as_file(here.joinpath("search.c")) as source:
-            subprocess.run([compiler, *CFLAGS, "-o", str(partial), str(source), "-lm"],
+        with resources.as_file(here) as source:
+            subprocess.run([compiler, *CFLAGS, "-o", str(partial),
+                            *(str(Path(source) / name) for name in C_SOURCES), "-lm"],
                            check=True, capture_output=True, text=True)
         partial.replace(target)
     return target

@@ -18,25 +18,19 @@
  * What the script pays for in Redis (turning each ZRANGE and HMGET reply into Lua values,
  * the interpreter, its garbage collector: ~750k instructions per query at 100k drivers) is
  * gone here: the sorted set is walked in place and each record read by one hash lookup.
- * Built by `ridehail services` and `make module` (geo/module/__init__.py) with the system's C
- * compiler, against the vendored redismodule.h of Redis 7.0 (BSD-3-Clause, REDIS-COPYING). */
+ * Registered by module.c. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "redismodule.h"
-
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "records are little-endian; this module reads them in place"
-#endif
+#include "module.h"
 
 #define QUERY_SIZE 35  /* '<ddddHB' */
 #define FOUND_SIZE 50  /* '<dc16dddh' */
 #define HEAD_SIZE 36   /* the oldest `at` record: '<dddBBhd' */
 #define SEEN_END 44    /* a record with `seen`: bytes 36..44 */
-#define EARTH_M 6371008.8
 
 typedef struct {
     double d, lat, lng, ts;
@@ -49,12 +43,6 @@ typedef struct {
     int k, want, nbest;
     Found *best;
 } Search;
-
-static double f64(const char *p) {
-    double v;
-    memcpy(&v, p, 8);
-    return v;
-}
 
 /* A fresh driver with the wanted status: keep it if it is among the k nearest so far (after
  * the ones already held at the same distance, as the script does). */
@@ -121,7 +109,7 @@ static int parse_score(const char *p, size_t len, double *out) {
     return 1;
 }
 
-static int SearchCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+int SearchCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc != 5) return RedisModule_WrongArity(ctx);
     size_t keylen, plen, qlen, clen;
     const char *atname = RedisModule_StringPtrLen(argv[1], &keylen);
@@ -218,17 +206,5 @@ static int SearchCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc
     RedisModule_ReplyWithStringBuffer(ctx, out, FOUND_SIZE * (size_t)s.nbest);
     RedisModule_Free(out);
     RedisModule_Free(s.best);
-    return REDISMODULE_OK;
-}
-
-int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    (void)argv, (void)argc;
-    if (RedisModule_Init(ctx, "ridehail", 1, REDISMODULE_APIVER_1) == REDISMODULE_ERR)
-        return REDISMODULE_ERR;
-    /* One declared key (the region's at key) routes the call to its slot; the sets it reads
-     * share that key's hash tag. */
-    if (RedisModule_CreateCommand(ctx, "rh.search", SearchCommand, "readonly", 1, 1, 1)
-        == REDISMODULE_ERR)
-        return REDISMODULE_ERR;
     return REDISMODULE_OK;
 }

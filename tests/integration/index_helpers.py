@@ -162,3 +162,9 @@ def this_dbs_clients(client: redis.Redis) -> list[int]:
     me = client.client_id()
     return [int(c["id"]) for c in client.client_list(_type="normal")
             if str(c["db"]) == db and int(c["id"]) != me]
+
+
+def url_of(client: redis.Redis) -> str:
+    """The URL of a client's server and database (for an asyncio client of the same)."""
+    kwargs = client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"

@@ -29,7 +29,11 @@ from tests.integration.index_helpers import (
     live_in,
     region_steps,
     run_writers,
+    url_of,
 )
+from tests.services import ON_BOTH
+
+pytestmark = ON_BOTH   # the index on its Lua scripts, and on its Redis module
 
 
 def test_a_driver_crossing_50_cells_under_8_writers_ends_in_exactly_one(
@@ -258,7 +262,7 @@ def test_records_written_before_sessions_were_kept_are_ordered_by_ping_time(
 
 
 def test_the_idle_sweep_forgets_only_drivers_and_buckets_idle_past_the_bound(
-        index: RedisDriverIndex, redis_client: redis.Redis, base_settings: Settings) -> None:
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     """Over several sweep calls per shard: a driver whose last ping is older than
     `idle_offline_s` is forgotten (its next ping is refused as offline), and so is its rate
     bucket; a driver that pinged since, or went online since without pinging, stays."""
@@ -273,7 +277,7 @@ def test_the_idle_sweep_forgets_only_drivers_and_buckets_idle_past_the_bound(
     index.go_online_many([(d, Product.ECONOMY) for d in crowd], now_ms=now)
 
     async def post(updates: list[PositionUpdate], charge: list[uuid.UUID], at_ms: int) -> None:
-        aclient = AsyncRedis.from_url(base_settings.redis_url)
+        aclient = AsyncRedis.from_url(url_of(redis_client))
         try:
             await index.ingest_async(updates, aclient, charge=charge, now_ms=at_ms)
         finally:

@@ -17,6 +17,7 @@ from core.products import Product
 from geo.cells import LatLng, cell_of, coarse_reach, haversine_m
 from geo.index import RedisDriverIndex
 from geo.records import DriverStatus, Outcome, PositionUpdate
+from geo.scripts import NATIVE
 from simulations.rides import offset
 from tests.integration.index_helpers import (
     CENTRE,
@@ -38,10 +39,10 @@ def cluster() -> Iterator[RedisCluster]:
     client.close()
 
 
-def small_regions(client: RedisCluster, *, search_module: bool = True) -> RedisDriverIndex:
+def small_regions(client: RedisCluster, *, module: bool = True) -> RedisDriverIndex:
     """Regions a few km wide (resolution 6), so a city's regions land on several nodes."""
     return RedisDriverIndex(client, levels=(11, 10, 9, 8), region_resolution=6, prefix="rc",
-                            search_module=search_module)
+                            module=module)
 
 
 def nodes_holding(client: RedisCluster, index: RedisDriverIndex, points: list[LatLng]) -> set[str]:
@@ -61,12 +62,12 @@ def test_drives_across_regions_on_every_node_end_in_exactly_one_cell(
         assert driver in [d.driver_id for d in found]
 
 
-@pytest.mark.parametrize("search_module", [True, False])
+@pytest.mark.parametrize("module", [True, False])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_nearby_across_regions_and_nodes_matches_brute_force(cluster: RedisCluster, seed: int,
-                                                             search_module: bool) -> None:
+                                                             module: bool) -> None:
     """With the search module on every node (`make services-test` loads it), and without."""
-    index = small_regions(cluster, search_module=search_module)
+    index = small_regions(cluster, module=module)
     rng = random.Random(seed)
     query = offset(CENTRE, rng.uniform(-3000, 3000), rng.uniform(-3000, 3000))
     drivers: dict[uuid.UUID, LatLng] = {}
@@ -85,7 +86,7 @@ def test_nearby_across_regions_and_nodes_matches_brute_force(cluster: RedisClust
             found = index.nearby(query, Product.ECONOMY, k=k, radius_m=radius, now_ms=T0,
                                  level=level)
             assert [d.driver_id.hex for d in found] == [h for _, h in expected]
-    assert index._scripts.native == ({"search"} if search_module else frozenset())
+    assert index._scripts.native == (set(NATIVE) if module else frozenset())
 
 
 def migrate_slot(cluster: RedisCluster, slot: int, source: ClusterNode,

@@ -32,7 +32,7 @@ from geo.records import DriverStatus, IngestResult, Outcome, PositionUpdate
 from geo.scripts import AnyRedis
 from simulations.rides import offset
 from tests.integration.index_helpers import filed_under, live_in, ping_racing
-from tests.services import cluster_url
+from tests.services import ON_BOTH, cluster_url
 
 CENTRE = LatLng(40.7580, -73.9855)
 T0 = 1_800_000_000_000
@@ -345,6 +345,7 @@ def follow_the_model(on: AnyRedis, examples: int) -> None:
                           suppress_health_check=[HealthCheck.function_scoped_fixture]))
 
 
+@ON_BOTH
 def test_the_index_follows_its_model(redis_client: redis.Redis) -> None:
     follow_the_model(redis_client, examples=40)
 

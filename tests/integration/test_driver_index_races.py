@@ -23,6 +23,9 @@ from tests.integration.index_helpers import (
     ping_racing,
     region_steps,
 )
+from tests.services import ON_BOTH
+
+pytestmark = ON_BOTH   # the index on its Lua scripts, and on its Redis module
 
 
 def test_a_driver_back_online_on_a_phone_whose_clock_runs_behind_is_found(

@@ -17,6 +17,9 @@ from geo.records import PositionUpdate
 from simulations.rides import offset
 from tests.factories import CENTRE
 from tests.kafka_reading import read_topic
+from tests.services import ON_BOTH
+
+pytestmark = ON_BOTH   # the index on its Lua scripts, and on its Redis module
 
 T0 = 1_800_000_000_000
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -17,19 +16,9 @@ from core.products import Product
 from geo.cells import LatLng, haversine_m
 from geo.index import RedisDriverIndex
 from geo.records import FLOOR, FOUND, QUERY, DriverStatus, PositionUpdate, as_bytes
+from geo.scripts import NATIVE
 from simulations.rides import offset
 from tests.integration.index_helpers import CENTRE, T0, TROMSO, USHUAIA, this_dbs_clients
-from tests.services import module_url
-
-
-@pytest.fixture
-def module_redis() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(module_url())
-    if not any(m[b"name"] == b"ridehail" for m in client.module_list()):
-        pytest.fail(f"{module_url()} has no ridehail module: start it with `make services-test`")
-    client.flushdb()
-    yield client
-    client.close()
 
 
 def indexes(client: redis.Redis) -> tuple[RedisDriverIndex, RedisDriverIndex]:
@@ -37,7 +26,7 @@ def indexes(client: redis.Redis) -> tuple[RedisDriverIndex, RedisDriverIndex]:
     km wide so that searches span several (one call per region)."""
     return (RedisDriverIndex(client, levels=(11, 10, 9), region_resolution=6),
             RedisDriverIndex(client, levels=(11, 10, 9), region_resolution=6,
-                             search_module=False))
+                             module=False))
 
 
 @settings(max_examples=30, deadline=None,
@@ -84,7 +73,7 @@ def test_the_module_answers_as_the_script_and_as_brute_force(
         assert [d.driver_id.hex for d in found] == [h for _, h in expected], level
         for got, (dist, _) in zip(found, expected, strict=True):
             assert got.distance_m == pytest.approx(dist, abs=0.01)
-    assert native._scripts.native == {"search"} and script._scripts.native == frozenset()
+    assert native._scripts.native == set(NATIVE) and script._scripts.native == frozenset()
 
 
 def test_dense_searches_stop_where_the_script_and_brute_force_do(
@@ -105,7 +94,7 @@ def test_dense_searches_stop_where_the_script_and_brute_force_do(
         found = native.nearby(query, Product.ECONOMY, k=k, radius_m=3000, now_ms=T0)
         assert found == script.nearby(query, Product.ECONOMY, k=k, radius_m=3000, now_ms=T0)
         assert [d.driver_id for d in found] == [d for _, d in expected], i
-    assert native._scripts.native == {"search"}
+    assert native._scripts.native == set(NATIVE)
 
 
 def test_the_module_serves_the_searches(module_redis: redis.Redis) -> None:

@@ -40,7 +40,14 @@ from geo.records import (
 )
 from geo.scripts import NATIVE
 from simulations.rides import offset
-from tests.integration.index_helpers import CENTRE, T0, across_a_boundary, live_in, url_of
+from tests.integration.index_helpers import (
+    CENTRE,
+    T0,
+    across_a_boundary,
+    live_in,
+    ping_racing,
+    url_of,
+)
 
 Dump = dict[str, tuple[bytes, Any]]
 
@@ -115,10 +122,21 @@ class Scenario:
         if roll < 0.24:
             return self.each(lambda ix: legacy(ix, driver))
         batch = [self.ping(rng.choice(self.drivers)) for _ in range(rng.randint(1, 14))]
-        if rng.random() < 0.5:
+        how = rng.random()
+        if how < 0.12:
+            # A status change landing between a ping's claim and its place (when the ping is
+            # its first in a region, the change waits there in a tombstone for the place).
+            first, status = batch[0], rng.choice(list(DriverStatus))
+            self.versions[first.driver_id] += 1
+            version = self.versions[first.driver_id]
+            return self.each(lambda ix: ping_racing(ix, first, lambda: ix.set_status(
+                first.driver_id, status, version=version, now_ms=self.now), now_ms=self.now))
+        if how < 0.55:
             return self.each(lambda ix: ix.ingest(batch, now_ms=self.now))
-        charge = rng.sample(sorted({u.driver_id for u in batch}, key=str),
-                            k=rng.randint(0, len({u.driver_id for u in batch})))
+        # Charged: a driver may be charged more than once (several requests), draining its
+        # bucket of 3 tokens.
+        senders = sorted({u.driver_id for u in batch}, key=str)
+        charge = rng.choices(senders, k=rng.randint(0, 3 * len(senders)))
         return [asyncio.run(self.post(ix, batch, charge)) for ix in self.indexes]
 
     def each(self, step: Any) -> list[Any]:
@@ -140,8 +158,11 @@ class Scenario:
         point = self.points[driver]
         if last is not None and kind < 0.1:
             return last                                               # sent again
-        if last is not None and kind < 0.2:
-            ts = last.ts_ms - rng.randint(0, 4000)                    # out of order
+        if last is not None and kind < 0.14:
+            ts = last.ts_ms                         # its last time, another position: a bug
+            point = offset(point, rng.uniform(-50, 50), 10)
+        elif last is not None and kind < 0.2:
+            ts = last.ts_ms - rng.randint(1, 4000)                    # out of order
         elif kind < 0.3:
             point = offset(point, rng.uniform(-15_000, 15_000), 9000)  # too fast
         elif kind < 0.45:

@@ -69,30 +69,27 @@ class Scripts:
 
     def _find_native(self) -> dict[str, str]:
         """The module commands (`NATIVE`) the server has, for the scripts loaded here: each is
-        called with a key and no arguments, which it refuses as such where it exists (an
-        unknown command, or one this client may not call, is refused otherwise)."""
-        found = {}
+        called with its keys and no arguments, which it refuses as such where it exists (an
+        unknown command, or one this client may not call, is refused otherwise; a dropped
+        connection raises)."""
+        refusals: dict[str, redis.ResponseError | None] = {}
         for name, command in self._wanted_native():
             try:
                 self._client.execute_command(command, *_probe_keys(name))
-            except (redis.ConnectionError, redis.TimeoutError):
-                raise
-            except redis.RedisError as e:
-                if _has_command(e):
-                    found[name] = command
-        return found
+                refusals[name] = None
+            except redis.ResponseError as e:
+                refusals[name] = e
+        return _found(refusals)
 
     async def _find_native_async(self, client: AnyAsyncRedis) -> dict[str, str]:
-        found = {}
+        refusals: dict[str, redis.ResponseError | None] = {}
         for name, command in self._wanted_native():
             try:
                 await client.execute_command(command, *_probe_keys(name))
-            except (redis.ConnectionError, redis.TimeoutError):
-                raise
-            except redis.RedisError as e:
-                if _has_command(e):
-                    found[name] = command
-        return found
+                refusals[name] = None
+            except redis.ResponseError as e:
+                refusals[name] = e
+        return _found(refusals)
 
     def _wanted_native(self) -> list[tuple[str, str]]:
         if not self._want_native:
@@ -378,9 +375,11 @@ class _Stale(Exception):
     """A held connection found closed before its first reply."""
 
 
-def _has_command(probe_error: redis.RedisError) -> bool:
-    """Whether a probe's refusal (`Scripts._find_native`) says the command exists."""
-    return "wrong number of arguments" in str(probe_error).lower()
+def _found(refusals: dict[str, redis.ResponseError | None]) -> dict[str, str]:
+    """The commands whose probe (`Scripts._find_native`) says they exist: refused for want
+    of arguments (or, never seen, not refused)."""
+    return {name: NATIVE[name] for name, refusal in refusals.items()
+            if refusal is None or "wrong number of arguments" in str(refusal).lower()}
 
 
 def _unknown_command(error: redis.ResponseError) -> bool:

@@ -129,6 +129,7 @@ def per_ping(counted: CountedRedis, indexes: dict[str, RedisDriverIndex],
                    for d, p in zip(ids, points, strict=True)]
         rounds.append([updates[i:i + BATCH] for i in range(0, len(updates), BATCH)])
     pings = sum(len(batch) for batch in rounds[0]) * 2
+
     def feed(index: RedisDriverIndex, mine: list[list[list[PositionUpdate]]]) -> None:
         for round_ in mine:
             for batch in round_:

@@ -107,23 +107,12 @@ class Scripts:
             return (command, *keys, *args)
         return ("EVALSHA", self._shas[name], len(keys), *keys, *args)
 
-    def _lost_native(self, error: redis.ResponseError, calls: Sequence[Call]) -> bool:
-        """Whether `error` is a module command refused as unknown, for calls that are all
-        module commands (none of them ran): then the scripts run them from now on, loaded
-        again (a server restarted without the module lost them too)."""
-        if not self._native or not _unknown_command(error):
-            return False
-        if not all(name in self._native for name, _, _ in calls):
-            return False
-        self._want_native = False
-        self.load()
-        return True
-
     def _to_rerun(self, calls: Sequence[Call], replies: Sequence[Any]) -> list[int]:
         """The calls of a round trip that did not run and can run again: all of them refused
         for want of their script (a restarted Redis lost the scripts), or module commands
         refused as unknown (a server without the module); from then on the scripts run them.
-        Any other error reply is raised (the first, as a pipeline raises it)."""
+        Any other error reply is raised (the first, as a pipeline raises it). The caller
+        loads the scripts again before it reruns them."""
         rerun = []
         for i, ((name, _, _), reply) in enumerate(zip(calls, replies, strict=True)):
             if not isinstance(reply, redis.ResponseError):
@@ -156,21 +145,18 @@ class Scripts:
         while True:
             try:
                 return _round_trip(conn, [pack_command(self._command(name, keys, args))])
-            except NoScriptError:
-                if "scripts" in handled:
-                    raise
-                handled.add("scripts")
-                self.load()
             except (redis.ConnectionError, redis.TimeoutError):
                 if "connection" in handled:
                     raise
                 handled.add("connection")
                 conn.disconnect()
-            except redis.ResponseError as e:
-                call: Call = (name, list(keys), list(args))
-                if "module" in handled or not self._lost_native(e, [call]):
+            except redis.ResponseError as e:      # the scripts lost, or the module
+                lost = "scripts" if isinstance(e, NoScriptError) else "module"
+                if lost in handled:
                     raise
-                handled.add("module")
+                self._to_rerun([(name, list(keys), list(args))], [e])   # else it raises
+                handled.add(lost)
+                self.load()
 
     def call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """One script call (routed by its first key on Redis Cluster)."""
@@ -178,11 +164,9 @@ class Scripts:
             self.load()
         try:
             return self._client.execute_command(*self._command(name, keys, args))
-        except NoScriptError:
-            self.load()
-        except redis.ResponseError as e:
-            if not self._lost_native(e, [(name, list(keys), list(args))]):
-                raise
+        except redis.ResponseError as e:      # the scripts lost, or the module
+            self._to_rerun([(name, list(keys), list(args))], [e])   # else it raises
+        self.load()
         return self._client.execute_command(*self._command(name, keys, args))
 
     def _queue(self, pipe: Any, calls: Sequence[Call]) -> Any:
@@ -276,9 +260,8 @@ class Scripts:
             return await client.sadd(keys[0], *args)
         try:
             return await client.execute_command(*self._command(name, keys, args))
-        except redis.ResponseError as e:
-            if not self._to_rerun([call], [e]):
-                raise
+        except redis.ResponseError as e:      # the scripts lost, or the module
+            self._to_rerun([call], [e])       # else it raises
         await self.load_async(client)
         return await client.execute_command(*self._command(name, keys, args))
 

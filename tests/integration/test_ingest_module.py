@@ -198,11 +198,10 @@ def legacy(index: RedisDriverIndex, driver: uuid.UUID) -> None:
 
 
 def normalised(answer: Any) -> Any:
-    """An index's answer to a step, comparable across indexes."""
+    """An index's answer to a step, comparable across indexes (an asyncio batch's, a value
+    holding its results and the drivers refused)."""
     if isinstance(answer, Ingested):
         return answer.results, answer.denied
-    if isinstance(answer, list) and answer and isinstance(answer[0], IngestResult):
-        return answer
     return answer
 
 

@@ -25,6 +25,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import hiredis
@@ -255,6 +256,7 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
                     False))
     where_time_goes(1e6 / ours_qps, module_us if native else script_us, ping_us, 1e6 / pg_qps,
                     knn_execution_us(cur, queries[:200]))
+    show_placed(ours, knn, server_pids(client, cur))
     outside_redis(running, client, queries[:1000])
     show(Figure("fresh, no warm-up: index queries/s", cold_qps, "q/s", "PostGIS KNN", pg_qps))
     show(Figure("fresh, no warm-up: index p99", percentile(cold_lat, 0.99), "us",
@@ -267,6 +269,73 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
     cur.execute("DROP TABLE bench_drivers")
     pg.close()
     return 1e6 / ours_qps
+
+
+# Fresh query points for each placement (`show_placed`): none of them searched from before.
+PLACED_SEEDS = {True: 31, False: 32}
+
+
+def server_pids(client: redis.Redis, cur: psycopg2.extensions.cursor) -> list[int]:
+    """The Redis server's and this PostgreSQL connection's backend process ids, where both run
+    on this machine (their placement can be set only there); else none."""
+    pids = [int(client.info("server")["process_id"])]
+    cur.execute("SELECT pg_backend_pid()")
+    pids.append(cur.fetchone()[0])
+    names = []
+    for pid in pids:
+        try:
+            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+        except OSError:
+            return []
+    local = names[0].startswith("redis") and names[1].startswith("postgres")
+    return pids if local else []
+
+
+@contextlib.contextmanager
+def placed(server_pids: list[int], *, together: bool) -> Iterator[bool]:
+    """This process on one core and the servers (`server_pids`) on the same core (`together`)
+    or on another one; every affinity as it was afterwards. Yields False, placing nothing, with
+    fewer than two cores, no servers on this machine or no right to move them."""
+    cpus = sorted(os.sched_getaffinity(0))
+    before: dict[int, set[int]] = {}
+    ok = len(cpus) >= 2 and bool(server_pids)
+    try:
+        if ok:
+            for pid in (0, *server_pids):
+                before[pid] = os.sched_getaffinity(pid)
+            os.sched_setaffinity(0, {cpus[0]})
+            for pid in server_pids:
+                os.sched_setaffinity(pid, {cpus[0] if together else cpus[1]})
+    except OSError:
+        ok = False
+    try:
+        yield ok
+    finally:
+        for pid, was in before.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, was)
+
+
+def show_placed(ours: Run, knn: Run, pids: list[int]) -> None:
+    """The index against PostGIS with the processes placed, not left to the scheduler: on this
+    2-core VM a round trip between processes on the same core costs ~8-11 us, across cores
+    ~65-75 us (waking the other, halted vCPU), and the scheduler tends to move a PostgreSQL
+    backend onto its client's core but not Redis (a PostgreSQL `SELECT 1` 11 us where a Redis
+    `PING` took 65 us, in the same run). Placed alike, both servers pay the same round trips:
+    on the client's core (the machine's cheapest), then on the other core (every round trip
+    crossing cores, as a network hop would). Fresh query points each time."""
+    for together, label in ((True, "servers on the client's core"),
+                            (False, "servers on the other core")):
+        with placed(pids, together=together) as ok:
+            if not ok:
+                print("  (the processes' placement could not be set here: no placed runs)")
+                return
+            points = query_points(QUERIES, seed=PLACED_SEEDS[together])
+            (ours_qps, ours_lat), (pg_qps, pg_lat) = measure_turns(points, [ours, knn])
+        show(Figure(f"{label}: index q/s", ours_qps, "q/s", "PostGIS KNN, same", pg_qps,
+                    target=">= 2x at 100k"))
+        show(Figure(f"{label}: index p99", percentile(ours_lat, 0.99), "us", "PostGIS p99",
+                    percentile(pg_lat, 0.99), False))
 
 
 def show_load(settings: Settings, city_queries: list[LatLng]) -> None:
@@ -321,7 +390,43 @@ def round_trips(settings: Settings, client: redis.Redis) -> float:
           f"PostgreSQL SELECT 1 {median(select):.0f} us (psycopg2); a raw-socket PING "
           f"{median(blocking):.0f} us waiting in recv, {median(spinning):.0f} us spinning on "
           "it (the difference: waking the waiting client)")
+    busy_round_trips(client, points[:1000])
     return median(ping)
+
+
+# Iterations of a Lua loop that keeps Redis busy for a call (~2, 10, 27 and 85 us here).
+BUSY_LOOPS = (0, 1000, 3000, 10000)
+
+
+def busy_round_trips(client: redis.Redis, points: list[LatLng]) -> None:
+    """What a round trip costs beside the server's own work, as that work grows: a raw-socket
+    call of a script that only loops (`BUSY_LOOPS`), the client waiting in `recv` and spinning
+    on it, against Redis's time per call (`INFO commandstats`). If a short enough search
+    escaped the wake-up that a waiting client pays, the gap would shrink with the work."""
+    sha = client.script_load("local i, n = 0, tonumber(ARGV[1]) while i < n do i = i + 1 end "
+                             "return 1")
+    server: list[float] = []
+    waiting: list[float] = []
+    spinning: list[float] = []
+    with raw_socket(client) as sock:
+        for loops in BUSY_LOOPS:
+            call: Any = ("EVALSHA", sha, 0, loops)
+            command = hiredis.pack_command(call)
+            before = server_usec(client)["evalsha"]
+            for spin, into in ((False, waiting), (True, spinning)):
+
+                def run(_: LatLng, c: bytes = command, s: bool = spin) -> None:
+                    raw_call(sock, c, spin=s)
+
+                into.append(median(measure(points, run)[1]))
+            calls = 2 * (len(points) + min(100, len(points)))   # `measure` warms up on 100
+            server.append((server_usec(client)["evalsha"] - before) / calls)
+
+    def row(values: list[float]) -> str:
+        return " / ".join(f"{v:.0f}" for v in values)
+
+    print(f"  a raw-socket call busy in Redis for {row(server)} us: p50 {row(waiting)} us "
+          f"waiting in recv, {row(spinning)} us spinning on it")
 
 
 @contextlib.contextmanager

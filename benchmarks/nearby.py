@@ -10,6 +10,8 @@ one just started the way `ridehail api` and `ridehail worker` start (`warm_up`: 
 under the cells holding drivers is computed before serving), and as a running one, warmed by
 QUERIES other queries over the same city (never the measured points) after its start-up
 `warm_up`.
+The index and PostGIS once more with the processes placed (`show_placed`): both servers on the
+client's core, then both on the other core; the cost at 1M against 100k for each placement.
 Then throughput under load: CLIENTS processes (BENCH_CLIENTS, default 4) query at once, each
 over its own connections, for LOAD_S seconds; the index's clients are warmed the same way.
 """
@@ -190,7 +192,7 @@ def dsn(settings: Settings) -> str:
 def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatLng],
              ping_us: float) -> dict[str, float]:
     """Load n drivers everywhere, print the figures; returns the index's cost per query (us),
-    left to the scheduler (key "") and placed (`show_placed`'s labels).
+    left to the scheduler (key "") and placed ("same core", "other core": `show_placed`).
     `ping_us`: one Redis round trip alone (`round_trips`), for the line on where time goes."""
     city, kinds = make_city(n), products(n)
     client.flushdb()

@@ -395,7 +395,7 @@ def round_trips(settings: Settings, client: redis.Redis) -> float:
     _, ping = measure(points, lambda _: client.ping())
     _, select = measure(points, select_1)
     pg.close()
-    blocking, spinning = raw_pings(client, points)
+    blocking, spinning = raw_latencies(client, points)
     print(f"  one round trip alone, p50: Redis PING {median(ping):.0f} us (redis-py), "
           f"PostgreSQL SELECT 1 {median(select):.0f} us (psycopg2); a raw-socket PING "
           f"{median(blocking):.0f} us waiting in recv, {median(spinning):.0f} us spinning on "
@@ -404,6 +404,7 @@ def round_trips(settings: Settings, client: redis.Redis) -> float:
     return median(ping)
 
 
+PING = b"*1\r\n$4\r\nPING\r\n"
 # Iterations of a Lua loop that keeps Redis busy for a call (~2, 10, 27 and 85 us here).
 BUSY_LOOPS = (0, 1000, 3000, 10000)
 
@@ -418,19 +419,14 @@ def busy_round_trips(client: redis.Redis, points: list[LatLng]) -> None:
     server: list[float] = []
     waiting: list[float] = []
     spinning: list[float] = []
-    with raw_socket(client) as sock:
-        for loops in BUSY_LOOPS:
-            call: Any = ("EVALSHA", sha, 0, loops)
-            command = hiredis.pack_command(call)
-            before = server_usec(client)["evalsha"]
-            for spin, into in ((False, waiting), (True, spinning)):
-
-                def run(_: LatLng, c: bytes = command, s: bool = spin) -> None:
-                    raw_call(sock, c, spin=s)
-
-                into.append(median(measure(points, run)[1]))
-            calls = 2 * (len(points) + min(100, len(points)))   # `measure` warms up on 100
-            server.append((server_usec(client)["evalsha"] - before) / calls)
+    for loops in BUSY_LOOPS:
+        call: Any = ("EVALSHA", sha, 0, loops)
+        before = server_usec(client)["evalsha"]
+        blocking, spun = raw_latencies(client, points, hiredis.pack_command(call))
+        calls = 2 * (len(points) + min(100, len(points)))   # `measure` warms up on 100
+        server.append((server_usec(client)["evalsha"] - before) / calls)
+        waiting.append(median(blocking))
+        spinning.append(median(spun))
 
     def row(values: list[float]) -> str:
         return " / ".join(f"{v:.0f}" for v in values)
@@ -468,9 +464,10 @@ def raw_call(sock: socket.socket, command: bytes, *, spin: bool) -> None:
             return
 
 
-def raw_pings(client: redis.Redis, points: list[LatLng]) -> tuple[list[float], list[float]]:
-    """Latencies of a bare RESP PING over a plain socket, waiting and spinning (`raw_call`)."""
-    command = b"*1\r\n$4\r\nPING\r\n"
+def raw_latencies(client: redis.Redis, points: list[LatLng], command: bytes = PING,
+                  ) -> tuple[list[float], list[float]]:
+    """Latencies of a packed command (a bare RESP PING by default) over a plain socket,
+    waiting and spinning (`raw_call`)."""
     with raw_socket(client) as sock:
         return (measure(points, lambda _: raw_call(sock, command, spin=False))[1],
                 measure(points, lambda _: raw_call(sock, command, spin=True))[1])

@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL=postgresql+psycopg2://root@127.0.0.1:5432/ridehail_test
 
 .PHONY: install services services-test services-down demo test lint bench api worker module
 
-$(BIN)/ridehail: pyproject.toml
+$(BIN)/ridehail: pyproject.toml geo/native/geometry.c
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }

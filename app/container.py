@@ -91,7 +91,8 @@ def make_index(client: AnyRedis, settings: Settings) -> RedisDriverIndex:
                             rate_per_s=settings.ping_rate_per_s,
                             rate_burst=settings.ping_rate_burst,
                             sample_backlog=settings.location_sample_backlog,
-                            module=settings.redis_module)
+                            module=settings.redis_module,
+                            native_geometry=settings.search_native_geometry)
 
 
 def warm_up(index: RedisDriverIndex, *, margin_m: float) -> None:

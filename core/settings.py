@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     redis_module: bool = Field(
         True, description="run the index's hot steps (RH.SEARCH, RH.CLAIM, RH.PLACE) in its "
                           "Redis module where Redis has it loaded; false: always the Lua scripts")
+    search_native_geometry: bool = Field(
+        True, description="compute the finest search level's ring geometry in C (geo._native) "
+                          "where it was built; false: always in Python")
     driver_ttl_s: float = Field(30.0, gt=0)
     driver_idle_offline_s: float = Field(3600.0, gt=0, description="silent this long: offline")
     ping_max_age_s: float = Field(120.0, gt=0)

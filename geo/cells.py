@@ -41,7 +41,8 @@ def haversine_m(a: LatLng, b: LatLng) -> float:
 def haversine_raw_m(lat1: float, lng1: float, lat2: float, lng2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lng2 - lng1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    s1, s2 = math.sin(dp / 2), math.sin(dl / 2)
+    h = s1 * s1 + math.cos(p1) * math.cos(p2) * (s2 * s2)   # as geo/native: not pow's ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
@@ -157,9 +158,10 @@ def _farthest_m(lat: float, lng: float, points: Sequence[tuple[float, float]],
     within 20 km); great-circle elsewhere."""
     dists: list[float] | None = None
     if -80.0 <= lat <= 80.0 and -179.0 < lng < 179.0:
-        scale, hypot = math.cos(math.radians(lat)), math.hypot
-        dists = [hypot(plat - lat, (plng - lng) * scale) * FLAT_OVER_M_PER_DEG
-                 for plat, plng in points]
+        scale, sqrt = math.cos(math.radians(lat)), math.sqrt
+        # sqrt(a*a + b*b), not math.hypot (CPython's own algorithm): as geo/native computes it
+        dists = [sqrt((dy := plat - lat) * dy + (dx := (plng - lng) * scale) * dx)
+                 * FLAT_OVER_M_PER_DEG for plat, plng in points]
         if max(dists) > FLAT_MAX_M:
             dists = None
     if dists is None:
@@ -220,7 +222,7 @@ def flat_floors_m(point: LatLng, cells: Iterable[Centred], cos_low: float) -> li
     the antimeridian, given their `lowest_cos`. Longitudes scaled by the lowest cosine make no
     distance longer than at the pair's mean latitude, so each floor stays a lower bound; it
     may be negative (the point may lie in that cell)."""
-    lat0, lng0, hypot = point.lat, point.lng, math.hypot
+    lat0, lng0, sqrt = point.lat, point.lng, math.sqrt
     x_scale, y_scale = cos_low * M_PER_DEG * FLAT_SLACK, M_PER_DEG * FLAT_SLACK
-    return [hypot((lng - lng0) * x_scale, (lat - lat0) * y_scale) - far
-            for lat, lng, far, _ in cells]
+    return [sqrt((dx := (lng - lng0) * x_scale) * dx + (dy := (lat - lat0) * y_scale) * dy)
+            - far for lat, lng, far, _ in cells]

@@ -95,6 +95,7 @@ class RedisDriverIndex:
         rate_burst: int = 20,
         sample_backlog: int = 100_000,
         module: bool = True,
+        native_geometry: bool = True,
     ) -> None:
         self.client = client
         self.resolution = resolution
@@ -117,7 +118,7 @@ class RedisDriverIndex:
             sample_ms=int(sample_s * 1000), rate_per_s=rate_per_s, rate_burst=rate_burst,
             sample_backlog=sample_backlog)
         self._search = NearbySearch(client, self._scripts, self.layout, self.levels,
-                                    ttl_ms=self.ttl_ms)
+                                    ttl_ms=self.ttl_ms, native_geometry=native_geometry)
 
     # -- keys -------------------------------------------------------------------------------
     def directory_key(self, driver_id: uuid.UUID) -> str:

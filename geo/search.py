@@ -4,7 +4,6 @@ search script per region and round trip."""
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,9 +12,9 @@ import h3.api.basic_int as h3i
 from core.products import PRODUCT_CODES, Product
 from geo.cells import LatLng
 from geo.layout import KeyLayout, parent_int
-from geo.records import FLOOR, FOUND, QUERY, DriverStatus, NearbyDriver, as_bytes
+from geo.records import FOUND, QUERY, DriverStatus, NearbyDriver, as_bytes
 from geo.scripts import AnyRedis, Call, Scripts
-from geo.search_geometry import SearchDisk, SearchGeometry
+from geo.search_geometry import RingDisk, SearchGeometry
 
 HINT_CAPACITY = 200_000
 WARM_CELLS = 200_000    # at most this many cells' geometry cached at start-up (cache: 262,144)
@@ -31,7 +30,6 @@ MAX_FINE_RINGS = 2       # beyond rings 0-2 a finer level hands over to the next
 # hint: a query a little sparser than the last one there still takes one round trip (at 100k,
 # 0.4% of new queries climb a level instead of 2%, for 0.5% more Redis work per query).
 HINT_MARGIN = 1.3
-FIRST = operator.itemgetter(0)
 
 
 class NearbySearch:
@@ -39,7 +37,7 @@ class NearbySearch:
     cache as they go: each area's level hint and the cells' and disks' geometry."""
 
     def __init__(self, client: AnyRedis, scripts: Scripts, layout: KeyLayout,
-                 levels: Sequence[int], *, ttl_ms: int) -> None:
+                 levels: Sequence[int], *, ttl_ms: int, native_geometry: bool = True) -> None:
         self._client, self._scripts, self._layout = client, scripts, layout
         self.levels = tuple(levels)
         self._ttl_ms = ttl_ms
@@ -48,7 +46,8 @@ class NearbySearch:
         self._edge_m = [h3i.average_hexagon_edge_length(lvl, "m") for lvl in self.levels]
         self._certain_m = [CERTAIN_EDGES * edge for edge in self._edge_m[:-1]]
         self._geometry = SearchGeometry(self.levels[0], self.levels[-1], layout.score_mask,
-                                        layout.bucket_shift, layout.region_keep)
+                                        layout.bucket_shift, layout.region_keep,
+                                        native=native_geometry)
 
     def nearby(
         self,
@@ -122,12 +121,10 @@ class NearbySearch:
                 # round trip). If the estimate falls short, the next chunk goes on from there.
                 last = max(first + 2, self._covering_ring(level, limit))
             disk = self._disk(origin, first, last)
-            candidates = [(floor, cell[3]) for floor, cell in
-                          zip(disk.floors(center), disk.cells, strict=True) if floor <= limit]
-            candidates.sort(key=FIRST)          # by floor alone: floats compare fastest
-            if candidates:
+            records = disk.records(center, limit)
+            if records:
                 query = QUERY.pack(center.lat, center.lng, limit, fresh_after, k, status)
-                more = self._search_cells(disk, candidates, [PRODUCT_CODES[product], query])
+                more = self._search_cells(records, [PRODUCT_CODES[product], query])
                 if found:        # a finer level's or an earlier chunk's: may hold the same
                     more = list({d.id_bytes: d for d in (*found, *more)}.values())
                 found = sorted(more)[:k]
@@ -146,25 +143,16 @@ class NearbySearch:
         (at most ~1.5 edges)."""
         return math.ceil((limit_m / self._edge_m[level] + COVER_SLACK_EDGES) / COVER_EDGES_PER_RING)
 
-    def _disk(self, origin: int, first: int, last: int) -> SearchDisk:
+    def _disk(self, origin: int, first: int, last: int) -> RingDisk:
         return self._geometry.disk(origin, first, last)
 
-    def _search_cells(self, disk: SearchDisk, candidates: list[tuple[float, tuple[bytes, int]]],
-                      head: list[Any]) -> list[NearbyDriver]:
-        """One search script per region over its cells (`candidates`: floor, then record tail
-        and region, nearest floor first), in one round trip. A cell's record for the script:
-        its floor, then the bucket whose set holds its drivers and their score range."""
-        pack, bits = FLOOR.pack, self._layout.region_bits
-        by_region: dict[int, list[bytes]]
-        if disk.region is not None:
-            by_region = {disk.region: [pack(floor) + tail for floor, (tail, _) in candidates]}
-        else:
-            by_region = {}
-            for floor, (tail, region) in candidates:
-                by_region.setdefault(region, []).append(pack(floor) + tail)
-        calls: list[Call] = [
-            ("search", [self._layout.region_at(f"{region | bits:x}")], [*head, b"".join(records)])
-            for region, records in by_region.items()]
+    def _search_cells(self, records: list[tuple[int, bytes]], head: list[Any],
+                      ) -> list[NearbyDriver]:
+        """One search script per region over its cells' records (`RingDisk.records`), in one
+        round trip."""
+        bits, region_at = self._layout.region_bits, self._layout.region_at
+        calls: list[Call] = [("search", [region_at(f"{region | bits:x}")], [*head, blob])
+                             for region, blob in records]
         if len(calls) == 1:
             replies = [self._scripts.read(*calls[0])]
         else:

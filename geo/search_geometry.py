@@ -1,10 +1,17 @@
-"""What searches compute once per cell and per ring disk, and reuse: centres, reaches, floors."""
+"""What searches compute once per cell and per ring disk, and reuse: centres, reaches, floors.
+
+The finest search level's disks, one per location searched from, are built in C where the
+extension `geo._native` was built (`pyproject.toml`; its source is `geo/native/geometry.c`),
+with the same values as this module's, which stays the reference and the path elsewhere."""
 
 from __future__ import annotations
 
+import logging
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import h3.api.basic_int as h3i
 
@@ -20,7 +27,14 @@ from geo.cells import (
     reach,
     ring,
 )
-from geo.layout import score_span
+from geo.layout import RES_MASK, score_span
+from geo.records import FLOOR
+
+try:
+    from geo import _native  # type: ignore[attr-defined]
+except ImportError as exc:      # built without a C compiler, or an h3 that hides its C
+    _native = None
+    logging.getLogger(__name__).warning("search geometry in Python: %s", exc)
 
 # Coarsest-level cells a disk may walk (`SearchGeometry`): rings 0-3 (37 cells), ~45 ms cold.
 WALKS_PER_DISK = 40
@@ -28,6 +42,16 @@ WALKS_PER_DISK = 40
 # A cell as searches read it: centre lat, lng and reach (`geo.cells.reach`), then its record
 # tail for the search script (`score_span`) and its region.
 SearchCell = tuple[float, float, float, tuple[bytes, int]]
+FIRST = operator.itemgetter(0)
+UINT64 = (1 << 64) - 1
+
+
+class RingDisk(Protocol):
+    """What a search reads of a ring disk (`SearchDisk`, or `geo._native`'s `Disk`)."""
+
+    def records(self, point: LatLng, limit_m: float) -> list[tuple[int, bytes]]: ...
+
+    def clear_beyond(self, point: LatLng, limit_m: float) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +73,22 @@ class SearchDisk:
     def floors(self, point: LatLng) -> list[float]:
         """Each cell's floor from `point`, a point of the origin cell."""
         return search_floors_m(point, self.cells, self.cos_low)
+
+    def records(self, point: LatLng, limit_m: float) -> list[tuple[int, bytes]]:
+        """The search script's records of the cells whose floor from `point` is within
+        `limit_m`, nearest floor first (ties in ring order): the floor, then the cell's record
+        tail, grouped by region (regions in the order of their first record)."""
+        candidates = [(floor, cell[3]) for floor, cell in
+                      zip(self.floors(point), self.cells, strict=True) if floor <= limit_m]
+        candidates.sort(key=FIRST)          # by floor alone: floats compare fastest
+        pack = FLOOR.pack
+        if self.region is not None:
+            return [(self.region, b"".join([pack(floor) + tail for floor, (tail, _) in
+                                           candidates]))] if candidates else []
+        by_region: dict[int, list[bytes]] = {}
+        for floor, (tail, region) in candidates:
+            by_region.setdefault(region, []).append(pack(floor) + tail)
+        return [(region, b"".join(records)) for region, records in by_region.items()]
 
     def clear_beyond(self, point: LatLng, limit_m: float) -> bool:
         """Whether no point beyond the rings lies within `limit_m` of `point`: first in one
@@ -82,7 +122,8 @@ class SearchGeometry:
     Finer levels' cells are walked as searches meet them (at most 49 descendants each)."""
 
     def __init__(self, finest: int, coarsest: int, score_mask: int, bucket_shift: int,
-                 region_keep: int, *, max_cells: int = 262_144, max_disks: int = 65_536) -> None:
+                 region_keep: int, *, max_cells: int = 262_144, max_disks: int = 65_536,
+                 native: bool = True) -> None:
         self.finest, self.coarsest = finest, coarsest
         self._score_mask, self._bucket_shift = score_mask, bucket_shift
         self._region_keep = region_keep
@@ -90,12 +131,20 @@ class SearchGeometry:
         self._cells: dict[int, SearchCell] = {}
         self._quick: dict[int, SearchCell] = {}   # coarsest cells bounded, not walked
         self._disks: dict[tuple[int, int, int], SearchDisk] = {}
+        # Disks in C (`geo._native`), at every level but the coarsest (whose cells' walks
+        # `WALKS_PER_DISK` bounds): built from its table of cells in a few microseconds, so
+        # not kept (`disk`).
+        self._native = _native.Geometry(finest, score_mask, bucket_shift, region_keep & UINT64,
+                                        max_cells) if native and _native is not None else None
+        self._python_bits = (coarsest << 52) if coarsest < finest else -1
 
     def warm(self, cell: int) -> None:
         """Walk a coarsest-level cell's reach now (and its finer descendants', which
         `geo.cells.coarse_reach` caches), for the searches to come."""
         if cell not in self._cells:
             self._store(cell, reach(cell, self.finest))
+        if self._native is not None and self.coarsest < self.finest:
+            self._native.warm(cell)
 
     def _store(self, cell: int, found: Reach) -> SearchCell:
         if len(self._cells) >= self._max_cells:
@@ -108,7 +157,14 @@ class SearchGeometry:
         span = score_span(cell, self.finest, self._score_mask, self._bucket_shift)
         return lat, lng, far, (span, cell & self._region_keep)
 
-    def disk(self, origin: int, first: int, last: int) -> SearchDisk:
+    def disk(self, origin: int, first: int, last: int) -> RingDisk:
+        """Rings `first`..`last` around `origin`, a cell of one of the search levels."""
+        if self._native is not None and origin & RES_MASK > self._python_bits:
+            return self._native.disk(origin, first, last)  # type: ignore[no-any-return]
+        return self.python_disk(origin, first, last)
+
+    def python_disk(self, origin: int, first: int, last: int) -> SearchDisk:
+        """`disk` as this module computes it (the reference; the coarsest level always)."""
         key = (origin, first, last)
         found = self._disks.get(key)
         if found is None:

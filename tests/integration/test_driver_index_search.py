@@ -51,15 +51,17 @@ def test_status_and_product_filter_search(index: RedisDriverIndex) -> None:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), count=st.integers(0, 300), k=st.integers(1, 12),
        radius_m=st.floats(100, 6000), spread_m=st.floats(200, 8000),
-       centre=st.sampled_from([CENTRE, TROMSO, USHUAIA]))
+       centre=st.sampled_from([CENTRE, TROMSO, USHUAIA]), native=st.booleans())
 def test_nearby_matches_brute_force(redis_client: redis.Redis, seed: int, count: int, k: int,
-                                    radius_m: float, spread_m: float, centre: LatLng) -> None:
+                                    radius_m: float, spread_m: float, centre: LatLng,
+                                    native: bool) -> None:
     """Around New York, and in cities far from the equator (where a degree of longitude is
     short: the client's flat floors and the script's flat screen must still never skip a
-    driver)."""
+    driver); with the ring geometry in C (`geo._native`) and in Python."""
     redis_client.flushdb()
     # Three levels; region boundaries within reach of the queries.
-    index = RedisDriverIndex(redis_client, levels=(11, 10, 9), region_resolution=6)
+    index = RedisDriverIndex(redis_client, levels=(11, 10, 9), region_resolution=6,
+                             native_geometry=native)
     rng = random.Random(seed)
     drivers = {}
     for _ in range(count):

@@ -60,7 +60,7 @@ def _geometry(finest: int) -> SearchGeometry:
 
 def _disk(origin: int, first: int, last: int, finest: int) -> SearchDisk:
     """Rings `first`..`last` around `origin` as the index's search reads them."""
-    return _geometry(finest).disk(origin, first, last)
+    return _geometry(finest).python_disk(origin, first, last)
 
 
 @pytest.mark.parametrize("resolution", [7, 8, 9, 10, 11])

@@ -212,24 +212,28 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
     boot_qps, boot_lat = measure(queries, index_run(booted), warm_up=0)
     running = new_index(client)
     scripted = new_index(client, module=False)
+    pythonic = new_index(client, native_geometry=False)
     forget_geometry()
-    for one in (running, scripted):
+    for one in (running, scripted, pythonic):
         one.warm_up()       # as `ridehail api` and `ridehail worker` start, then serve
-    ours, lua = index_run(running), index_run(scripted)
+    ours, lua, py_geometry = index_run(running), index_run(scripted), index_run(pythonic)
     for q in query_points(QUERIES, seed=8):
         ours(q)
         lua(q)
+        py_geometry(q)
     found = [ours(q) for q in queries[:200]]
     _check_same(found, queries[:200], cur)
     assert found == [lua(q) for q in queries[:200]], "the module and the script disagree"
+    assert found == [py_geometry(q) for q in queries[:200]], "C and Python geometry disagree"
     server_before = server_usec(client)
-    (ours_qps, ours_lat), (lua_qps, lua_lat), (geo_qps, geo_lat), (pg_qps, pg_lat) = (
-        measure_turns(queries, [ours, lua, geosearch, knn]))
+    (ours_qps, ours_lat), (lua_qps, lua_lat), (geo_qps, geo_lat), (pg_qps, pg_lat), (
+        py_qps, py_lat) = measure_turns(queries, [ours, lua, geosearch, knn, py_geometry])
     # measure_turns runs each of them over 100 queries first, then over all of them
     measured = len(queries) + min(100, len(queries))
     server_after = server_usec(client)
-    module_us, script_us = ((server_after[c] - server_before[c]) / measured
-                            for c in ("rh.search", "evalsha"))
+    # the module's searches: the index's and the same index's with its geometry in Python
+    module_us, script_us = ((server_after[c] - server_before[c]) / (measured * runs)
+                            for c, runs in (("rh.search", 2), ("evalsha", 1)))
     native = bool(running._scripts.native)
     print(f" {n:,} drivers (mean {sum(len(f) for f in found) / len(found):.1f} results)")
     print("  (the index searches with " + (
@@ -247,6 +251,12 @@ def run_size(settings: Settings, client: redis.Redis, n: int, queries: list[LatL
                 percentile(geo_lat, 0.99), False, target="index p99 <= 2000 us"))
     show(Figure("index p99", percentile(ours_lat, 0.99), "us", "PostGIS p99",
                 percentile(pg_lat, 0.99), False))
+    in_c = ", geometry in C" if running._search.native_geometry else ", (no geo._native)"
+    show(Figure("index, ring geometry in Python q/s", py_qps, "q/s", "PostGIS KNN", pg_qps))
+    show(Figure("index queries/s" + in_c, ours_qps, "q/s",
+                "index, ring geometry in Python", py_qps))
+    show(Figure("index p50" + in_c, median(ours_lat), "us",
+                "index, ring geometry in Python p50", median(py_lat), False))
     show(Figure("index, Lua script queries/s", lua_qps, "q/s", "GEOSEARCH", geo_qps))
     show(Figure("index, Lua script queries/s", lua_qps, "q/s", "PostGIS KNN", pg_qps))
     show(Figure("index, Lua script p50", median(lua_lat), "us", "PostGIS p50",

@@ -66,11 +66,13 @@ def bench_redis(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(bench_redis_url(settings))
 
 
-def new_index(client: redis.Redis, *, module: bool = True) -> RedisDriverIndex:
+def new_index(client: redis.Redis, *, module: bool = True,
+              native_geometry: bool = True) -> RedisDriverIndex:
     """The index as the API builds it (`app.container.make_index`), from the settings: e.g.
     `H3_SEARCH_RESOLUTIONS` picks its search levels. `module=False`: the Lua scripts
-    even where Redis has the index's module."""
-    settings = Settings()
-    if not module:
-        settings = settings.model_copy(update={"redis_module": False})
+    even where Redis has the index's module; `native_geometry=False`: the ring geometry in
+    Python even where `geo._native` was built."""
+    settings = Settings().model_copy(update={
+        "redis_module": module and Settings().redis_module,
+        "search_native_geometry": native_geometry and Settings().search_native_geometry})
     return make_index(client, settings)

@@ -49,6 +49,11 @@ class NearbySearch:
                                         layout.bucket_shift, layout.region_keep,
                                         native=native_geometry)
 
+    @property
+    def native_geometry(self) -> bool:
+        """Whether its ring geometry is computed in C (`geo._native`)."""
+        return self._geometry.native
+
     def nearby(
         self,
         center: LatLng,

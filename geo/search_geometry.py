@@ -20,6 +20,7 @@ from geo.cells import (
     Reach,
     cell_floors_m,
     cells_within,
+    coarse_reach,
     flat_floors_m,
     haversine_raw_m,
     lowest_cos,
@@ -138,13 +139,37 @@ class SearchGeometry:
                                         max_cells) if native and _native is not None else None
         self._python_bits = (coarsest << 52) if coarsest < finest else -1
 
+    @property
+    def native(self) -> bool:
+        """Whether it builds disks in C (`geo._native`), but at the coarsest level."""
+        return self._native is not None
+
+    def cached_cells(self) -> int:
+        """How many cells' walked geometry it holds (in C, or in `geo.cells`' caches)."""
+        if self._native is not None:
+            return self._native.cached()  # type: ignore[no-any-return]
+        return coarse_reach.cache_info().currsize
+
+    def known(self, cell: int) -> bool:
+        """Whether a cell coarser than the finest level has its geometry walked already."""
+        if self._native is not None:
+            return self._native.known(cell)  # type: ignore[no-any-return]
+        misses = coarse_reach.cache_info().misses
+        coarse_reach(cell, self.finest)
+        return coarse_reach.cache_info().misses == misses
+
     def warm(self, cell: int) -> None:
         """Walk a coarsest-level cell's reach now (and its finer descendants', which
-        `geo.cells.coarse_reach` caches), for the searches to come."""
+        `geo._native` or `geo.cells.coarse_reach` keeps), for the searches to come."""
         if cell not in self._cells:
-            self._store(cell, reach(cell, self.finest))
-        if self._native is not None and self.coarsest < self.finest:
-            self._native.warm(cell)
+            self._store(cell, self._walk(cell))
+
+    def _walk(self, cell: int) -> Reach:
+        """`geo.cells.reach`: in C where `geo._native` was built (the same values)."""
+        if self._native is not None:
+            lat, lng, far = self._native.reach(cell)
+            return lat, lng, far, cell
+        return reach(cell, self.finest)
 
     def _store(self, cell: int, found: Reach) -> SearchCell:
         if len(self._cells) >= self._max_cells:
@@ -192,7 +217,7 @@ class SearchGeometry:
                         found = quick[c] = self._item(quick_reach(c))
                     return found
                 walks -= 1
-            return self._store(c, reach(c, self.finest))
+            return self._store(c, self._walk(c))
 
         def cells_of(ids: Sequence[int]) -> tuple[SearchCell, ...]:
             # One lookup pass in C; only the cells not known yet go through `cell`, in order

@@ -613,22 +613,24 @@ static void geometry_dealloc(Geometry *g) {
     Py_TYPE(g)->tp_free((PyObject *)g);
 }
 
-/* Geometry.warm(cell): compute the geometry of a cell's descendants down to the level above
- * the finest, and their families, before searches need it. */
-static PyObject *geometry_warm(Geometry *g, PyObject *arg) {
+/* Geometry.reach(cell): (lat, lng, reach) of a cell no finer than the finest level. */
+static PyObject *geometry_reach(Geometry *g, PyObject *arg) {
     unsigned long long cell = PyLong_AsUnsignedLongLong(arg);
-    H3Index children[7];
     if (PyErr_Occurred()) return NULL;
     if (g->cells.keys == NULL) return PyErr_Format(PyExc_ValueError, "Geometry not set up");
-    if (!h3_isValidCell(cell) || h3_getResolution(cell) >= g->finest)
-        return PyErr_Format(PyExc_ValueError, "not a cell coarser than the finest level: %llx",
+    if (!h3_isValidCell(cell) || h3_getResolution(cell) > g->finest)
+        return PyErr_Format(PyExc_ValueError, "not a cell at or above the finest level: %llx",
                             cell);
-    if (h3_getResolution(cell) + 1 < g->finest) {
-        int n = children_of(cell, children);
-        if (n <= 0) return PyErr_Format(PyExc_ValueError, "not a cell: %llx", cell);
-        for (int i = 0; i < n; i++) if (cell_of(g, children[i]) == NULL) return NULL;
-    }
-    Py_RETURN_NONE;
+    const Cell *c = cell_of(g, cell);
+    return c == NULL ? NULL : Py_BuildValue("(ddd)", c->lat, c->lng, c->far);
+}
+
+/* Geometry.known(cell): whether its geometry is in the table. */
+static PyObject *geometry_known(Geometry *g, PyObject *arg) {
+    unsigned long long cell = PyLong_AsUnsignedLongLong(arg);
+    if (PyErr_Occurred()) return NULL;
+    return PyBool_FromLong(g->cells.keys != NULL && cell != 0 &&
+                           table_get(&g->cells, cell) != NULL);
 }
 
 static PyObject *geometry_cached(Geometry *g, PyObject *Py_UNUSED(ignored)) {
@@ -638,8 +640,9 @@ static PyObject *geometry_cached(Geometry *g, PyObject *Py_UNUSED(ignored)) {
 static PyMethodDef geometry_methods[] = {
     {"disk", (PyCFunction)(void (*)(void))geometry_disk, METH_FASTCALL,
      "disk(origin, first, last): rings first..last around a finest cell, as a Disk"},
-    {"warm", (PyCFunction)geometry_warm, METH_O,
-     "warm(cell): compute its descendants' geometry down to the level above the finest"},
+    {"reach", (PyCFunction)geometry_reach, METH_O,
+     "reach(cell): its centre and reach (geo.cells.reach), walked once and kept"},
+    {"known", (PyCFunction)geometry_known, METH_O, "known(cell): whether it holds its geometry"},
     {"cached", (PyCFunction)geometry_cached, METH_NOARGS, "how many cells' geometry it holds"},
     {NULL}
 };

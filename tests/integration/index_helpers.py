@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from core.products import Product
-from geo.cells import LatLng, cell_of, coarse_reach
+from geo.cells import LatLng, cell_of
 from geo.index import RedisDriverIndex
 from geo.records import EVICT_IN, PLACE_IN, IngestResult, PositionUpdate
 from geo.scripts import AnyRedis
@@ -112,11 +112,9 @@ def geometry_cached(index: RedisDriverIndex, points: list[LatLng]) -> bool:
     """Whether the search geometry of every point's cell, at every search level coarser than
     the finest (a finest cell's costs one boundary, a coarse one's walks its descendants), is
     cached."""
-    before = coarse_reach.cache_info().misses
-    for p in points:
-        for level in index.levels[1:]:
-            coarse_reach(h3.str_to_int(cell_of(p, level)), index.levels[0])
-    return coarse_reach.cache_info().misses == before
+    geometry = index._search._geometry
+    return all(geometry.known(h3.str_to_int(cell_of(p, level)))
+               for p in points for level in index.levels[1:])
 
 
 def place_scattered(index: RedisDriverIndex, count: int, seed: int,

@@ -13,7 +13,6 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import geo.search_geometry
 from core.products import Product
 from geo.cells import LatLng, cell_of, coarse_reach, haversine_m
 from geo.index import RedisDriverIndex
@@ -229,7 +228,7 @@ def test_warm_up_stops_at_its_cell_budget(index: RedisDriverIndex) -> None:
     coarse_reach.cache_clear()
     per_cell = 1 + 7 + 49      # coarse cells cached under each (levels 11,10,9,8): 8, 9, 10
     assert index.warm_up(max_cells=3 * per_cell) == 3
-    assert coarse_reach.cache_info().currsize == 3 * per_cell
+    assert index._search._geometry.cached_cells() == 3 * per_cell
 
 
 def test_a_wide_search_far_from_the_warm_up_walks_few_coarse_cells_and_stays_exact(
@@ -240,14 +239,15 @@ def test_a_wide_search_far_from_the_warm_up_walks_few_coarse_cells_and_stays_exa
     same drivers, again without walking; a search from elsewhere walks its own nearest."""
     coarsest = index.levels[-1]
     walked: list[int] = []
-    real_reach = geo.search_geometry.reach
+    geometry = index._search._geometry
+    real_walk = geometry._walk
 
-    def counting(cell: int, finest: int) -> object:
+    def counting(cell: int) -> object:
         if h3.get_resolution(h3.int_to_str(cell)) == coarsest:
             walked.append(cell)
-        return real_reach(cell, finest)
+        return real_walk(cell)
 
-    monkeypatch.setattr(geo.search_geometry, "reach", counting)
+    monkeypatch.setattr(geometry, "_walk", counting)
     there = offset(CENTRE, 40_000, 40_000)
     drivers = {uuid.uuid4(): offset(there, east, north)
                for east, north in ((9_000, 0), (-4_000, -6_000), (200, 9_700))}

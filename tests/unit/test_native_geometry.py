@@ -9,7 +9,7 @@ import h3.api.basic_int as h3i
 import pytest
 
 from geo import search_geometry
-from geo.cells import LatLng
+from geo.cells import LatLng, reach
 from geo.layout import KeyLayout
 from geo.search_geometry import SearchDisk, SearchGeometry
 
@@ -71,6 +71,18 @@ def test_native_disks_equal_the_python_reference(levels: tuple[int, ...],
             assert ours.clear_beyond(point, limit) == reference.clear_beyond(point, limit)
 
 
+@pytest.mark.parametrize("levels", [(11, 10, 9, 8), (10, 9, 8), (12, 11, 10)])
+def test_native_walks_equal_the_python_reference(levels: tuple[int, ...]) -> None:
+    """A coarse cell's walked reach (`geo.cells.reach`), as the warm-up and the coarsest
+    level's disks take it from C."""
+    rng = random.Random(len(levels))
+    native, _ = _geometries(levels, 262_144)
+    for lat, lng in _places(rng, levels)[::3]:
+        for level in levels:
+            cell = h3i.latlng_to_cell(lat, lng, level)
+            assert native._walk(cell) == reach(cell, levels[0]), hex(cell)
+
+
 def test_the_coarsest_level_keeps_its_bounded_walks_in_python() -> None:
     native, _ = _geometries((11, 10, 9, 8), 262_144)
     cell = h3i.latlng_to_cell(40.7, -73.9, 8)
@@ -92,6 +104,6 @@ def test_native_disks_refuse_bad_input() -> None:
     with pytest.raises(OverflowError):
         native.disk(-1, 0, 2)
     with pytest.raises(ValueError):
-        native.warm(cell)           # a finest cell has no coarser descendants to walk
+        native.reach(h3i.cell_to_center_child(cell, 12))
     with pytest.raises(TypeError):
         native.disk(cell, 0, 2).records(LatLng(40.7, -73.9))

@@ -109,6 +109,36 @@ static int parse_score(const char *p, size_t len, double *out) {
     return 1;
 }
 
+/* The sets a search has opened, by bucket: cells read in floor order often share one (a
+ * coarsest-level cell's), which is then looked up in the keyspace once per search. */
+#define OPEN_SETS 16
+typedef struct {
+    int n;
+    size_t len[OPEN_SETS];
+    char bucket[OPEN_SETS][256];
+    RedisModuleKey *key[OPEN_SETS];
+} OpenSets;
+
+static RedisModuleKey *open_set(RedisModuleCtx *ctx, OpenSets *open, char *name, size_t head,
+                                const char *bucket, size_t blen, int *owned) {
+    for (int i = 0; i < open->n; i++)
+        if (open->len[i] == blen && memcmp(open->bucket[i], bucket, blen) == 0) {
+            *owned = 0;
+            return open->key[i];
+        }
+    memcpy(name + head, bucket, blen);
+    RedisModuleString *setname = RedisModule_CreateString(ctx, name, head + blen);
+    RedisModuleKey *set = RedisModule_OpenKey(ctx, setname, REDISMODULE_READ);
+    RedisModule_FreeString(ctx, setname);
+    *owned = open->n == OPEN_SETS;
+    if (!*owned) {
+        open->len[open->n] = blen;
+        memcpy(open->bucket[open->n], bucket, blen);
+        open->key[open->n++] = set;
+    }
+    return set;
+}
+
 int SearchCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (argc != 5) return RedisModule_WrongArity(ctx);
     size_t keylen, plen, qlen, clen;
@@ -145,6 +175,8 @@ int SearchCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     memcpy(name + keylen, product, plen);
     name[head - 1] = ':';
 
+    OpenSets open;
+    open.n = 0;
     s.best = RedisModule_Alloc(sizeof(Found) * s.k);
     int nwaiting = 0, cap = 64;
     RedisModuleString **waiting = RedisModule_Alloc(sizeof(*waiting) * cap);
@@ -161,10 +193,8 @@ int SearchCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
             || !parse_score(hi, hilen, &max)) { error = "ERR bad cells"; break; }
         p = next;
         if (floor > s.radius || (s.nbest >= s.k && s.best[s.nbest - 1].d <= floor)) break;
-        memcpy(name + head, bucket, blen);
-        RedisModuleString *setname = RedisModule_CreateString(ctx, name, head + blen);
-        RedisModuleKey *set = RedisModule_OpenKey(ctx, setname, REDISMODULE_READ);
-        RedisModule_FreeString(ctx, setname);
+        int owned;
+        RedisModuleKey *set = open_set(ctx, &open, name, head, bucket, blen, &owned);
         int type = RedisModule_KeyType(set);
         if (type == REDISMODULE_KEYTYPE_ZSET &&
             RedisModule_ZsetFirstInScoreRange(set, min, max, 0, 0) == REDISMODULE_OK) {
@@ -180,13 +210,14 @@ int SearchCommand(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         } else if (type != REDISMODULE_KEYTYPE_EMPTY && type != REDISMODULE_KEYTYPE_ZSET) {
             error = REDISMODULE_ERRORMSG_WRONGTYPE;
         }
-        RedisModule_CloseKey(set);
+        if (owned) RedisModule_CloseKey(set);
         if (error) break;
         if (s.nbest + nwaiting >= s.k) read_waiting(ctx, &s, at, waiting, &nwaiting);
     }
     if (!error) read_waiting(ctx, &s, at, waiting, &nwaiting);
     for (int i = 0; i < nwaiting; i++) RedisModule_FreeString(ctx, waiting[i]);
     RedisModule_Free(waiting);
+    for (int i = 0; i < open.n; i++) RedisModule_CloseKey(open.key[i]);
     RedisModule_CloseKey(at);
     if (error) {
         RedisModule_Free(s.best);

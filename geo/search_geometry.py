@@ -1,8 +1,9 @@
 """What searches compute once per cell and per ring disk, and reuse: centres, reaches, floors.
 
-The finest search level's disks, one per location searched from, are built in C where the
-extension `geo._native` was built (`pyproject.toml`; its source is `geo/native/geometry.c`),
-with the same values as this module's, which stays the reference and the path elsewhere."""
+Where the extension `geo._native` was built (`pyproject.toml`; its source is
+`geo/native/geometry.c`), disks at every search level but the coarsest are built in C, and
+cells' walked reaches computed there, with the same values as this module's, which stays the
+reference and the path elsewhere."""
 
 from __future__ import annotations
 

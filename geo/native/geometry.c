@@ -148,7 +148,7 @@ typedef struct {
     int finest;
     uint64_t score_mask, region_keep;
     int bucket_shift;
-    Table cells;      /* finest cell -> Cell */
+    Table cells;      /* a cell at a search level -> Cell */
     Table families;   /* a finest cell's parent -> Family */
 } Geometry;
 
@@ -483,7 +483,7 @@ static PyTypeObject DiskType = {
     .tp_basicsize = sizeof(Disk),
     .tp_dealloc = (destructor)disk_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Rings first..last around a finest cell, as a search reads them.",
+    .tp_doc = "Rings first..last around a cell of a search level, as a search reads them.",
     .tp_methods = disk_methods,
 };
 
@@ -639,7 +639,7 @@ static PyObject *geometry_cached(Geometry *g, PyObject *Py_UNUSED(ignored)) {
 
 static PyMethodDef geometry_methods[] = {
     {"disk", (PyCFunction)(void (*)(void))geometry_disk, METH_FASTCALL,
-     "disk(origin, first, last): rings first..last around a finest cell, as a Disk"},
+     "disk(origin, first, last): rings first..last around a search level's cell, as a Disk"},
     {"reach", (PyCFunction)geometry_reach, METH_O,
      "reach(cell): its centre and reach (geo.cells.reach), walked once and kept"},
     {"known", (PyCFunction)geometry_known, METH_O, "known(cell): whether it holds its geometry"},
@@ -654,7 +654,7 @@ static PyTypeObject GeometryType = {
     .tp_dealloc = (destructor)geometry_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Geometry(finest, score_mask, bucket_shift, region_keep, max_cells=262144): "
-              "finest cells' geometry, computed once, and the disks built from it.",
+              "the search levels' cells' geometry, computed once, and disks built from it.",
     .tp_methods = geometry_methods,
     .tp_init = (initproc)geometry_init,
     .tp_new = PyType_GenericNew,
@@ -687,7 +687,7 @@ missing:
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "geo._native",
-    .m_doc = "The finest search level's geometry in C (geo.search_geometry).",
+    .m_doc = "The search's ring geometry in C (geo.search_geometry).",
     .m_size = -1,
 };
 

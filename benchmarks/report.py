@@ -72,7 +72,8 @@ def new_index(client: redis.Redis, *, module: bool = True,
     `H3_SEARCH_RESOLUTIONS` picks its search levels. `module=False`: the Lua scripts
     even where Redis has the index's module; `native_geometry=False`: the ring geometry in
     Python even where `geo._native` was built."""
-    settings = Settings().model_copy(update={
-        "redis_module": module and Settings().redis_module,
-        "search_native_geometry": native_geometry and Settings().search_native_geometry})
+    settings = Settings()
+    settings = settings.model_copy(update={
+        "redis_module": module and settings.redis_module,
+        "search_native_geometry": native_geometry and settings.search_native_geometry})
     return make_index(client, settings)

@@ -491,7 +491,7 @@ static PyTypeObject DiskType = {
 static void lowest_cos(Disk *d, const Cell *origin) {
     double top_lat = origin->lat, low_lat = origin->lat, far = origin->far;
     double west = origin->lng, east = origin->lng;
-    for (Py_ssize_t i = 0; i <= d->ncells + d->nouter - 1; i++) {
+    for (Py_ssize_t i = 0; i < d->ncells + d->nouter; i++) {
         double lat, lng, f;
         if (i < d->ncells) lat = d->cells[i].lat, lng = d->cells[i].lng, f = d->cells[i].far;
         else {

@@ -92,7 +92,8 @@ def make_index(client: AnyRedis, settings: Settings) -> RedisDriverIndex:
                             rate_burst=settings.ping_rate_burst,
                             sample_backlog=settings.location_sample_backlog,
                             module=settings.redis_module,
-                            native_geometry=settings.search_native_geometry)
+                            native_geometry=settings.search_native_geometry,
+                            score_tiebreak=settings.driver_score_tiebreak)
 
 
 def warm_up(index: RedisDriverIndex, *, margin_m: float) -> None:

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     search_native_geometry: bool = Field(
         True, description="compute the finest search level's ring geometry in C (geo._native) "
                           "where it was built; false: always in Python")
+    driver_score_tiebreak: bool = Field(
+        True, description="give drivers of one cell different scores (low bits of their id); "
+                          "false while processes of a version before it still search")
     driver_ttl_s: float = Field(30.0, gt=0)
     driver_idle_offline_s: float = Field(3600.0, gt=0, description="silent this long: offline")
     ping_max_age_s: float = Field(120.0, gt=0)

@@ -7,7 +7,8 @@ Drivers' directory records live in `DIRECTORY_SHARDS` hashes tagged `{sNN}`.
 - `P:locs:{sNN}`           stream of location samples for the relay
 - `P:{R}:z:<prod>:<B>`     sorted set of the drivers in bucket B (their cell at the coarsest
                            search level), scored by the digits of their finest H3 cell below
-                           R: every search cell is one score range of one set
+                           R, then a tie-break from their id: every search cell is one score
+                           range of one set
 - `P:{R}:at`               hash driver -> position, ping time, product, status, heading, score,
                            arrival time (freshness), session, status version; status 0 is a
                            tombstone of a driver that left R (or not yet arrived: it may hold
@@ -96,6 +97,7 @@ class RedisDriverIndex:
         sample_backlog: int = 100_000,
         module: bool = True,
         native_geometry: bool = True,
+        score_tiebreak: bool = True,
     ) -> None:
         self.client = client
         self.resolution = resolution
@@ -109,7 +111,7 @@ class RedisDriverIndex:
         self.ttl_ms = int(ttl_s * 1000)
         self.max_speed_mps = max_speed_kmh / 3.6
         self.idle_offline_ms = int(idle_offline_s * 1000)
-        self.layout = KeyLayout(prefix, region_resolution, self.levels)
+        self.layout = KeyLayout(prefix, region_resolution, self.levels, tiebreak=score_tiebreak)
         self._scripts = Scripts(client, ("claim", "place", "evict", "status", "dir_status",
                                          "search", "sweep", "sweep_directory"),
                                 native=module)

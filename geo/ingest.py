@@ -51,14 +51,16 @@ class IngestPlanner:
         records: list[bytes] = []
         places_of: list[tuple[bytes, int, bytes]] = []
         layout = self._layout
-        to_cell, finest, score_mask = h3i.latlng_to_cell, self._finest, layout.score_mask
+        to_cell, finest = h3i.latlng_to_cell, self._finest
+        cell_mask, tie_mask = layout.cell_mask, layout.tie_mask     # layout.score, inlined
         keep, bits = layout.region_keep, layout.region_bits
         for i, u in enumerate(updates):
             member, lat, lng = u.driver_id.bytes, u.point.lat, u.point.lng
             fine = to_cell(lat, lng, finest)
             region = b"%x" % ((fine & keep) | bits)
             records.append(CLAIM_IN.pack(member, lat, lng, u.ts_ms, u.heading_deg, region))
-            places_of.append((member, fine & score_mask, region))
+            places_of.append((member, (fine & cell_mask) | ((member[14] << 8 | member[15])
+                                                            & tie_mask), region))
             shards[member[0] % DIRECTORY_SHARDS].append(i)
         for shard in charges:
             shards.setdefault(shard, [])

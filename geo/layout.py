@@ -4,7 +4,9 @@ Every key of a region shares the hash tag `{R}`, R being the cell's H3 parent at
 resolution, so a region lives on one Redis Cluster slot; directory records live in
 `DIRECTORY_SHARDS` hashes tagged `{sNN}` (the key table: `geo.index`, README "Driver index").
 A driver's score in its region is the digits of its finest H3 cell below the region, so every
-search cell's drivers are one contiguous score range of one sorted set.
+search cell's drivers are one contiguous score range of one sorted set; the bits below the
+finest cell, which H3 fills with 7s, carry a tie-break taken from the driver's id, so drivers
+in one cell have different scores and Redis's skip lists order them without comparing ids.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ def parent_int(cell: int, resolution: int) -> int:
     return (cell & ~RES_MASK & ~unused) | (resolution << 52) | unused
 
 
-def score_span(cell: int, finest: int, score_mask: int, bucket_shift: int) -> bytes:
-    """The bucket that holds `cell`'s descendants at `finest` and their lowest and highest
-    scores (their digits below `cell`'s resolution run from all 0 to all 6; `cell` itself has
-    7s there), as the search script reads them: length-prefixed decimal texts."""
+def score_span(cell: int, score_mask: int, bucket_shift: int) -> bytes:
+    """The bucket that holds the finest cells under `cell` and their drivers' lowest and highest
+    scores, as the search script reads them: length-prefixed decimal texts. Below `cell`'s
+    resolution a score holds its finest cell's digits (0 to 6), then the tie-break bits (any
+    value: `KeyLayout.tie_mask`); `cell` itself has all ones there (H3's unused digits are 7s),
+    the highest, and the lowest has all zeros."""
     high = cell & score_mask
-    free = 3 * (finest - ((cell & RES_MASK) >> 52))
-    low = high & ~(((1 << free) - 1) << (3 * (15 - finest)))
+    low = high & ~((1 << 3 * (15 - ((cell & RES_MASK) >> 52))) - 1)
     bucket, first, last = b"%d" % (low >> bucket_shift), b"%d" % low, b"%d" % high
     return b"%c%b%c%b%c%b" % (len(bucket), bucket, len(first), first, len(last), last)
 
@@ -43,7 +46,8 @@ class KeyLayout:
     """Key names and score arithmetic for one index: its `prefix`, `region_resolution` and
     search `levels` (finest first)."""
 
-    def __init__(self, prefix: str, region_resolution: int, levels: Sequence[int]) -> None:
+    def __init__(self, prefix: str, region_resolution: int, levels: Sequence[int], *,
+                 tiebreak: bool = True) -> None:
         self.prefix = prefix
         self.region_resolution = region_resolution
         unused = (1 << (3 * (15 - region_resolution))) - 1   # parent_int, unrolled
@@ -53,6 +57,14 @@ class KeyLayout:
         # A driver's score: the digits of its finest cell below the region (<= 45 bits, exact
         # as a double and as Lua's %.14g).
         self.score_mask = unused
+        # Below the finest level's digits a cell has 7s (all ones); a driver's score puts there
+        # the low bits of its id instead (`score`), so the drivers of one cell do not tie. A
+        # skip list orders equal scores by comparing members: with ~20 drivers per cell (1M in
+        # the benchmark city) that took 12% of Redis's time per ping. Scores written without
+        # it (all ones, before the twenty-first session or with `tiebreak=False`) lie within
+        # every range searches read (`score_span`).
+        self.tie_mask = (1 << 3 * (15 - levels[0])) - 1 if tiebreak else 0
+        self.cell_mask = unused & ~self.tie_mask
         # A driver's sorted set: its cell at the coarsest search level (score >> shift), so
         # sets stay small (compact listpacks up to 128 drivers) and each search cell is in one.
         self.bucket_shift = 3 * (15 - levels[-1])
@@ -60,6 +72,11 @@ class KeyLayout:
         self.shard_keys = [f"{prefix}:dir:{{s{i:02d}}}" for i in range(DIRECTORY_SHARDS)]
         self.stream_keys = [f"{prefix}:locs:{{s{i:02d}}}" for i in range(DIRECTORY_SHARDS)]
         self.regions_key = f"{prefix}:regions"
+
+    def score(self, member: bytes, cell: int) -> int:
+        """The score of a driver (16-byte id) whose finest cell is `cell` (`IngestPlanner`
+        inlines it): the cell's digits below the region, then up to 16 bits of the id."""
+        return (cell & self.cell_mask) | ((member[14] << 8 | member[15]) & self.tie_mask)
 
     def shard_of(self, member: bytes) -> int:
         """The directory shard of a driver's 16-byte id."""

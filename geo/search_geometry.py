@@ -180,7 +180,7 @@ class SearchGeometry:
 
     def _item(self, found: Reach) -> SearchCell:
         lat, lng, far, cell = found
-        span = score_span(cell, self.finest, self._score_mask, self._bucket_shift)
+        span = score_span(cell, self._score_mask, self._bucket_shift)
         return lat, lng, far, (span, cell & self._region_keep)
 
     def disk(self, origin: int, first: int, last: int) -> RingDisk:

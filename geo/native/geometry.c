@@ -207,8 +207,7 @@ static const Family *family_of(Geometry *g, H3Index parent) {
 static unsigned char score_span(const Geometry *g, H3Index cell, char *out) {
     char text[3][24];
     unsigned long long high = cell & g->score_mask;
-    int free = 3 * (g->finest - h3_getResolution(cell));
-    unsigned long long low = high & ~((((1ULL << free) - 1)) << (3 * (15 - g->finest)));
+    unsigned long long low = high & ~((1ULL << (3 * (15 - h3_getResolution(cell)))) - 1);
     int len[3];
     len[0] = snprintf(text[0], sizeof text[0], "%llu", low >> g->bucket_shift);
     len[1] = snprintf(text[1], sizeof text[1], "%llu", low);

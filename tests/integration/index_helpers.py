@@ -61,7 +61,7 @@ def drive_shuffled(index: RedisDriverIndex, track: list[LatLng], seed: int) -> u
 def filed_under(client: AnyRedis, index: RedisDriverIndex, driver: uuid.UUID) -> list[str]:
     """Every finest cell under which some region's sorted sets list the driver, as hex (a full
     scan: test-only). Keys are `<prefix>:{<region>}:z:<product>:<bucket>`, scored by the digits
-    of the driver's finest cell below the region."""
+    of the driver's finest cell below the region, then its tie-break."""
     below = (1 << 3 * (15 - index.region_resolution)) - 1
     found = []
     for key in client.scan_iter(match=b"*}:z:*"):
@@ -69,7 +69,8 @@ def filed_under(client: AnyRedis, index: RedisDriverIndex, driver: uuid.UUID) ->
         if score is not None:
             region = int(key[key.index(b"{") + 1:key.index(b"}")], 16)
             resolution = 0xF << 52
-            cell = (region & ~below & ~resolution) | (index.levels[0] << 52) | int(score)
+            digits = int(score) | ((1 << 3 * (15 - index.levels[0])) - 1)   # tie-break: 7s
+            cell = (region & ~below & ~resolution) | (index.levels[0] << 52) | digits
             found.append(f"{cell:x}")
     return found
 

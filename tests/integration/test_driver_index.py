@@ -375,3 +375,47 @@ def test_pings_inside_one_cell_rewrite_the_position_but_no_sorted_set(
     [found] = index.nearby(corner, Product.ECONOMY, k=1, radius_m=100, now_ms=T0 + 5000)
     assert (found.driver_id, found.ts_ms) == (driver, T0 + 5000)
     assert found.point == track[-1]
+
+
+def test_drivers_in_one_cell_have_different_scores_and_are_all_found(
+        index: RedisDriverIndex, redis_client: redis.Redis) -> None:
+    """Tied scores would make Redis order the cell's drivers by comparing their ids."""
+    corner = LatLng(*h3.cell_to_latlng(cell_of(CENTRE, index.levels[0])))   # mid-cell
+    drivers = [uuid.uuid4() for _ in range(30)]
+    for i, driver in enumerate(drivers):
+        index.go_online(driver, Product.ECONOMY, now_ms=T0)
+        index.ingest([PositionUpdate(driver, offset(corner, i % 5, i // 5), T0)])
+    keys = list(redis_client.scan_iter(match=b"*}:z:*"))
+    assert len(keys) == 1
+    scores = {d: redis_client.zscore(keys[0], d.bytes) for d in drivers}
+    assert len(set(scores.values())) == len(drivers)
+    for driver in drivers:
+        assert_only_at(redis_client, index, driver, corner)
+    for level in range(len(index.levels)):
+        found = index.nearby(corner, Product.ECONOMY, k=40, radius_m=100, now_ms=T0,
+                             level=level)
+        assert sorted(f.driver_id for f in found) == sorted(drivers)
+
+
+def test_drivers_scored_before_tie_breaks_are_found_and_rescored_by_their_next_ping(
+        redis_client: redis.Redis, settings: Settings) -> None:
+    """An index of an earlier version (or `DRIVER_SCORE_TIEBREAK=false`) scores drivers by
+    their cell alone: this version's searches find them, and their next ping re-scores them,
+    leaving one entry."""
+    old = RedisDriverIndex(redis_client, prefix="tb", score_tiebreak=False)
+    new = RedisDriverIndex(redis_client, prefix="tb")
+    corner = LatLng(*h3.cell_to_latlng(cell_of(CENTRE, new.levels[0])))
+    drivers = [uuid.uuid4() for _ in range(5)]
+    for driver in drivers:
+        old.go_online(driver, Product.ECONOMY, now_ms=T0)
+        old.ingest([PositionUpdate(driver, corner, T0)])
+    [key] = redis_client.scan_iter(match=b"tb:*}:z:*")
+    assert len({redis_client.zscore(key, d.bytes) for d in drivers}) == 1
+    for level in range(len(new.levels)):
+        found = new.nearby(corner, Product.ECONOMY, k=10, radius_m=100, now_ms=T0, level=level)
+        assert sorted(f.driver_id for f in found) == sorted(drivers)
+    for driver in drivers:
+        new.ingest([PositionUpdate(driver, offset(corner, 1, 1), T0 + 1000)])
+        assert_only_at(redis_client, new, driver, corner)
+    assert len({redis_client.zscore(key, d.bytes) for d in drivers}) == len(drivers)
+    assert redis_client.zcard(key) == len(drivers)

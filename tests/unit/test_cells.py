@@ -3,6 +3,7 @@
 import functools
 import math
 import random
+import uuid
 
 import h3
 import h3.api.basic_int as h3i
@@ -21,7 +22,7 @@ from geo.cells import (
     reach,
     ring,
 )
-from geo.layout import KeyLayout, parent_int
+from geo.layout import KeyLayout, parent_int, score_span
 from geo.search_geometry import SearchDisk, SearchGeometry, search_floors_m
 
 
@@ -197,3 +198,34 @@ def test_integer_parent_matches_h3() -> None:
         cell = h3i.latlng_to_cell(lat, lng, resolution)
         for parent_res in range(resolution + 1):
             assert parent_int(cell, parent_res) == h3i.cell_to_parent(cell, parent_res)
+
+
+def _span(cell: int, layout: KeyLayout) -> tuple[int, int, int]:
+    """`score_span`'s bucket, lowest and highest score, read back from its texts."""
+    raw, out = score_span(cell, layout.score_mask, layout.bucket_shift), []
+    while raw:
+        out.append(int(raw[1:1 + raw[0]]))
+        raw = raw[1 + raw[0]:]
+    bucket, low, high = out
+    return bucket, low, high
+
+
+def test_drivers_of_one_cell_get_different_scores_inside_every_level_range() -> None:
+    levels = (11, 10, 9, 8)
+    layout = KeyLayout("rh", 3, levels)
+    cell = h3i.latlng_to_cell(40.758, -73.9855, levels[0])
+    ids = [uuid.UUID(int=(i * 7919) << 64 | i * 104_729).bytes for i in range(200)]
+    scores = [layout.score(member, cell) for member in ids]
+    assert len(set(scores)) == len(scores)          # no two tie: no id comparisons in Redis
+    untied = cell & layout.score_mask               # as scored before the tie-break (7s)
+    every = [*scores, untied]
+    siblings = [c for c in h3i.grid_disk(cell, 2) if c != cell]
+    for level in levels:
+        bucket, low, high = _span(h3i.cell_to_parent(cell, level), layout)
+        assert all(low <= s <= high and s >> layout.bucket_shift == bucket
+                   for s in every)
+        if level == levels[0]:                      # no other cell's driver reads as this one's
+            for other in siblings:
+                _, olow, ohigh = _span(other, layout)
+                assert not any(olow <= s <= ohigh for s in every)
+    assert KeyLayout("rh", 3, levels, tiebreak=False).score(ids[0], cell) == untied

@@ -321,15 +321,35 @@ static int after(double since, double ts, double tsince, double tts) {
 }
 
 /* The region's sorted set of `product`'s drivers in the bucket of `score` (region.lua's
- * `bucket_key`): "<region prefix>:z:<product>:<bucket>". */
+ * `bucket_key`): "<region prefix>:z:<product>:<bucket>". The bucket, an integer below 2^53
+ * wherever the index wrote the score, is written by hand: `%.0f` took ~2.5% of Redis's time
+ * per ping at 1M drivers. */
 static RedisModuleString *bucket_key(RedisModuleCtx *ctx, const char *prefix, size_t plen,
                                      int product, double score, double div) {
-    char tail[64];
+    char tail[64], digits[24];
     double bucket = (score - (score - floor(score / div) * div)) / div;
-    int len = snprintf(tail, sizeof(tail), ":z:%d:%.0f", product, bucket);
-    RedisModuleString *name = RedisModule_CreateString(ctx, prefix, plen);
-    RedisModule_StringAppendBuffer(ctx, name, tail, (size_t)len);
-    return name;
+    int len;
+    if (bucket >= 0 && bucket < 9007199254740992.0 && bucket == floor(bucket)) {
+        uint64_t v = (uint64_t)bucket;
+        int n = 0;
+        do {
+            digits[n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0);
+        len = snprintf(tail, sizeof(tail), ":z:%d:", product);
+        while (n > 0) tail[len++] = digits[--n];
+    } else {
+        len = snprintf(tail, sizeof(tail), ":z:%d:%.0f", product, bucket);
+    }
+    char name[512];
+    if (plen + (size_t)len <= sizeof(name)) {
+        memcpy(name, prefix, plen);
+        memcpy(name + plen, tail, (size_t)len);
+        return RedisModule_CreateString(ctx, name, plen + (size_t)len);
+    }
+    RedisModuleString *key = RedisModule_CreateString(ctx, prefix, plen);
+    RedisModule_StringAppendBuffer(ctx, key, tail, (size_t)len);
+    return key;
 }
 
 /* Add or remove a driver in a set; propagated as ZADD or ZREM when it changed the set.

@@ -322,7 +322,7 @@ static int after(double since, double ts, double tsince, double tts) {
 
 /* The region's sorted set of `product`'s drivers in the bucket of `score` (region.lua's
  * `bucket_key`): "<region prefix>:z:<product>:<bucket>". The bucket, an integer below 2^53
- * wherever the index wrote the score, is written by hand: `%.0f` took ~2.5% of Redis's time
+ * wherever the index wrote the score, is written by hand: `%.0f` took ~2% of Redis's time
  * per ping at 1M drivers. */
 static RedisModuleString *bucket_key(RedisModuleCtx *ctx, const char *prefix, size_t plen,
                                      int product, double score, double div) {

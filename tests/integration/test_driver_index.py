@@ -377,11 +377,17 @@ def test_pings_inside_one_cell_rewrite_the_position_but_no_sorted_set(
     assert found.point == track[-1]
 
 
+def ids_with_distinct_ties(count: int) -> list[uuid.UUID]:
+    """Random ids whose last 16 bits (the tie-break's source) differ: two random ids share
+    the 12 bits a level-11 score keeps one time in 4,096."""
+    return [uuid.UUID(int=uuid.uuid4().int & ~0xFFFF | i) for i in range(count)]
+
+
 def test_drivers_in_one_cell_have_different_scores_and_are_all_found(
         index: RedisDriverIndex, redis_client: redis.Redis) -> None:
     """Tied scores would make Redis order the cell's drivers by comparing their ids."""
     corner = LatLng(*h3.cell_to_latlng(cell_of(CENTRE, index.levels[0])))   # mid-cell
-    drivers = [uuid.uuid4() for _ in range(30)]
+    drivers = ids_with_distinct_ties(30)
     for i, driver in enumerate(drivers):
         index.go_online(driver, Product.ECONOMY, now_ms=T0)
         index.ingest([PositionUpdate(driver, offset(corner, i % 5, i // 5), T0)])
@@ -405,7 +411,7 @@ def test_drivers_scored_before_tie_breaks_are_found_and_rescored_by_their_next_p
     old = RedisDriverIndex(redis_client, prefix="tb", score_tiebreak=False)
     new = RedisDriverIndex(redis_client, prefix="tb")
     corner = LatLng(*h3.cell_to_latlng(cell_of(CENTRE, new.levels[0])))
-    drivers = [uuid.uuid4() for _ in range(5)]
+    drivers = ids_with_distinct_ties(5)
     for driver in drivers:
         old.go_online(driver, Product.ECONOMY, now_ms=T0)
         old.ingest([PositionUpdate(driver, corner, T0)])
